@@ -43,6 +43,10 @@ class DeviceError(SaymapError, RuntimeError):
     """The requested device is not available."""
 
 
+class OptionError(SaymapError, ValueError):
+    """A processing option is out of range: tile size, overlap, threshold, batch size..."""
+
+
 class DatasetError(SaymapError, ValueError):
     """Training data is malformed: no class field, no overlap, a missing feature id..."""
 
