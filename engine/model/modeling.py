@@ -1,0 +1,117 @@
+"""SaymapModel: the referring segmenter assembled from its named parts.
+
+Data flow for one batch of tiles (shapes for a 512 px tile, tiny config):
+  pixels (N, 3, 512, 512) -> stem (N, 40, 128, 128)
+  stage i -> PixelWordAttention -> (BidirectionalAlignment updates the words, deep stages)
+  4 maps at strides 4, 8, 16, 32 -> CrossScaleEnhancement on strides 4 and 8
+  -> TwinDecoder -> target/background logits (N, 1, 128, 128) -> logits (N, 1, 512, 512)
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from saymap.engine.errors import SaymapError
+from saymap.engine.model.bidirectional_alignment import BidirectionalAlignment
+from saymap.engine.model.configuration import SaymapConfig
+from saymap.engine.model.cross_scale_enhancement import CrossScaleEnhancement
+from saymap.engine.model.outputs import SegmentationOutput, TextFeatures
+from saymap.engine.model.pixel_word_attention import PixelWordAttention
+from saymap.engine.model.text_encoder import TextEncoder
+from saymap.engine.model.twin_decoder import TwinDecoder
+from saymap.engine.model.vision_backbone import VisionBackbone
+
+
+class InputShapeError(SaymapError, ValueError):
+    """Pixels handed to the model have the wrong shape."""
+
+
+class SaymapModel(nn.Module):
+    def __init__(self, config: SaymapConfig, text_encoder: TextEncoder | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.text_encoder = text_encoder if text_encoder is not None else TextEncoder(config)
+        self.backbone = VisionBackbone(config)
+        dims, text_dim = config.hidden_sizes, config.text_hidden_size
+        self.fusion = (
+            nn.ModuleList(PixelWordAttention(d, text_dim, config.fusion_heads) for d in dims)
+            if config.use_pixel_word_attention
+            else None
+        )
+        self.alignment = (
+            nn.ModuleDict(
+                {
+                    str(i): BidirectionalAlignment(dims[i], text_dim, config.fusion_heads)
+                    for i in config.alignment_stages
+                }
+            )
+            if config.use_bidirectional_alignment
+            else None
+        )
+        self.cross_scale = (
+            CrossScaleEnhancement(dims[:2], dims[-1], text_dim)
+            if config.use_cross_scale_enhancement
+            else None
+        )
+        self.decoder = TwinDecoder(dims, text_dim, config.decoder_dim, config.use_twin_decoder)
+        self.register_buffer("image_mean", torch.tensor(config.image_mean).view(1, 3, 1, 1))
+        self.register_buffer("image_std", torch.tensor(config.image_std).view(1, 3, 1, 1))
+
+    @property
+    def device(self) -> torch.device:
+        return self.image_mean.device
+
+    def count_tokens(self, prompt: str) -> int:
+        return self.text_encoder.count_tokens(prompt)
+
+    @torch.no_grad()
+    def encode_text(self, prompts: list[str]) -> TextFeatures:
+        """Encode prompts once per request; the features are reused for every tile."""
+        return self.text_encoder.encode(prompts)
+
+    def trainable_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def forward(self, pixel_values: torch.Tensor, text: TextFeatures) -> SegmentationOutput:
+        """pixel_values: (N, 3, H, W) in [0, 1], H and W multiples of 32."""
+        self._check_pixels(pixel_values)
+        n, _, height, width = pixel_values.shape
+        text = text.expand(n)
+        words, word_mask = text.embeddings.to(pixel_values.dtype), text.mask
+        x = (pixel_values - self.image_mean) / self.image_std
+
+        features = []
+        x = self.backbone.stem(x)
+        for i in range(4):
+            x = self.backbone.stage(i, x)
+            if self.fusion is not None:
+                x = self.fusion[i](x, words, word_mask)
+            if self.alignment is not None and str(i) in self.alignment:
+                words = self.alignment[str(i)](x, words, word_mask)
+            features.append(x)
+
+        sentence = _mean_pool(words, word_mask)
+        if self.cross_scale is not None:
+            features[:2] = self.cross_scale(features[:2], features[-1], sentence)
+        target, background = self.decoder(features, sentence)
+        logits = target - background if background is not None else target
+        logits = F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)
+        return SegmentationOutput(logits, target, background)
+
+    def _check_pixels(self, pixel_values: torch.Tensor) -> None:
+        stride = self.config.stride
+        if pixel_values.ndim != 4 or pixel_values.shape[1] != 3:
+            raise InputShapeError(
+                f"expected pixels of shape (N, 3, H, W), got {tuple(pixel_values.shape)}"
+            )
+        h, w = pixel_values.shape[-2:]
+        if h % stride or w % stride:
+            raise InputShapeError(f"tile {h}x{w} is not a multiple of the model stride {stride}")
+
+
+def _mean_pool(words: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(N, L, D), (N, L) -> (N, D): the mean of real-token features."""
+    weights = mask.to(words.dtype).unsqueeze(-1)
+    return (words * weights).sum(1) / weights.sum(1).clamp(min=1.0)
