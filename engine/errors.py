@@ -53,3 +53,7 @@ class DatasetError(SaymapError, ValueError):
 
 class Cancelled(SaymapError):
     """Work stopped because the caller asked; nothing half-written was left behind."""
+
+
+class ModelNotFoundError(SaymapError, LookupError):
+    """No registered model has the requested name."""
