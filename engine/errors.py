@@ -57,3 +57,7 @@ class Cancelled(SaymapError):
 
 class ModelNotFoundError(SaymapError, LookupError):
     """No registered model has the requested name."""
+
+
+class AccessError(SaymapError, PermissionError):
+    """A setting would expose the engine beyond this user: another host without a token..."""
