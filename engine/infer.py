@@ -1,0 +1,375 @@
+"""Tiled inference on a georeferenced raster: a sentence in, a GeoPackage of polygons out.
+
+A reader thread fills a bounded queue with tiles while the model runs; each prompt is
+encoded once; tiles go through the model in batches; overlapping logits are blended with a
+weight window one band of tile rows at a time and streamed as probabilities to a tiled,
+compressed GeoTIFF, which vectorisation then reads back by windows. Memory stays flat with
+raster size. Cancelling (between batches) leaves neither the output nor temporary files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import rasterio
+import torch
+from rasterio.windows import Window
+from rasterio.windows import transform as window_transform
+
+from saymap.engine.aoi import AOI, Region, resolve_region
+from saymap.engine.blend import RowBandBlender
+from saymap.engine.device import autocast_for, choose_device
+from saymap.engine.errors import Cancelled, OptionError, PromptError
+from saymap.engine.model.outputs import SegmentationOutput, TextFeatures
+from saymap.engine.output import GeoPackageWriter, check_output_path
+from saymap.engine.prefetch import TileData, prefetched_tiles
+from saymap.engine.raster import RasterSpec, open_raster
+from saymap.engine.tiling import TileGrid
+from saymap.engine.vectorize import VectorizeOptions, vectorize_to_geopackage
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int, str], None]
+GDAL_CACHE_BYTES = 64 * 1024 * 1024  # GDAL's default is 5 % of RAM: a big raster fills it
+
+
+class SegmenterConfig(Protocol):
+    """The inference defaults a checkpoint carries."""
+
+    name: str
+    tile_size: int
+
+    @property
+    def stride(self) -> int: ...
+
+
+class Segmenter(Protocol):
+    """What the pipeline needs from a model (SaymapModel satisfies it)."""
+
+    config: SegmenterConfig
+
+    def encode_text(self, prompts: list[str]) -> TextFeatures: ...
+
+    def __call__(self, pixel_values: torch.Tensor, text: TextFeatures) -> SegmentationOutput: ...
+
+
+@dataclass(frozen=True)
+class SegmentOptions:
+    tile_size: int | None = None  # None: the model's own tile size
+    overlap: int = 64
+    batch_size: int = 4
+    threshold: float = 0.5
+    device: str = "auto"
+    bands: tuple[int, ...] | None = None
+    assume_crs: str | None = None
+    aoi: AOI | None = None
+    overwrite: bool = False
+    min_area_px: float = 16.0
+    max_hole_px: float = 64.0
+    simplify_px: float = 1.0
+    probabilities_path: str | None = None  # keep the probability GeoTIFF here (else temporary)
+
+    def check(self) -> None:
+        if not 0.0 <= self.threshold < 1.0:
+            raise OptionError(f"threshold must be in [0, 1), got {self.threshold}")
+        if self.batch_size < 1:
+            raise OptionError(f"batch size must be at least 1, got {self.batch_size}")
+        if self.tile_size is not None and self.tile_size < 1:
+            raise OptionError(f"tile size must be positive, got {self.tile_size}")
+        if self.overlap < 0:
+            raise OptionError(f"overlap must be 0 or more, got {self.overlap}")
+
+    def vectorize_options(self) -> VectorizeOptions:
+        return VectorizeOptions(
+            threshold=self.threshold,
+            min_area_px=self.min_area_px,
+            max_hole_px=self.max_hole_px,
+            simplify_px=self.simplify_px,
+        )
+
+
+@dataclass(frozen=True)
+class SegmentResult:
+    output_path: str
+    run_id: str
+    model_name: str
+    prompts: tuple[str, ...]
+    features: int
+    features_per_prompt: dict[str, int]
+    tiles: int
+    tiles_run: int  # tiles with at least one valid pixel (the others skip the model)
+    tile_size: int
+    overlap: int
+    device: str
+    device_reason: str
+    seconds: float
+    window: tuple[int, int, int, int]  # col_off, row_off, width, height of the region
+    probabilities_path: str | None = None
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def tiles_per_second(self) -> float:
+        return self.tiles / self.seconds if self.seconds > 0 else 0.0
+
+
+def check_prompts(prompts: Sequence[str]) -> list[str]:
+    """PromptError on no prompt or an empty one; whitespace trimmed."""
+    if isinstance(prompts, str):
+        prompts = [prompts]
+    cleaned = [" ".join(str(p).split()) for p in prompts]
+    if not cleaned or any(not p for p in cleaned):
+        raise PromptError('the prompt is empty: say what to map, e.g. "storage tank"')
+    return cleaned
+
+
+def _token_warnings(model: Any, prompts: Sequence[str]) -> list[str]:
+    counter = getattr(model, "count_tokens", None)
+    limit = getattr(getattr(model, "config", None), "max_tokens", None)
+    if counter is None or limit is None:
+        return []
+    warnings = []
+    for prompt in prompts:
+        count = int(counter(prompt))
+        if count > limit:
+            message = (
+                f"prompt {prompt!r} has {count} tokens; the model reads the first {limit} "
+                "(the rest is cut off)"
+            )
+            log.warning(message)
+            warnings.append(message)
+    return warnings
+
+
+def _run_batch(
+    model: Segmenter,
+    batch: list[TileData],
+    texts: list[TextFeatures],
+    device: torch.device,
+) -> np.ndarray:
+    """(B, 3, S, S) uint8 tiles → (B, P, S, S) float32 logits, one pass per prompt."""
+    pixels = torch.from_numpy(np.stack([item[1] for item in batch])).to(device)
+    pixels = pixels.float().div_(255.0)
+    logits = np.empty((len(batch), len(texts), *pixels.shape[-2:]), np.float32)
+    with torch.inference_mode(), autocast_for(device):
+        for p, text in enumerate(texts):
+            out = model(pixels, text.expand(len(batch)))
+            if tuple(out.logits.shape) != (len(batch), 1, *pixels.shape[-2:]):
+                raise RuntimeError(
+                    f"model returned logits {tuple(out.logits.shape)} for tiles "
+                    f"{tuple(pixels.shape)}; expected (B, 1, H, W) at input resolution"
+                )
+            logits[:, p] = out.logits[:, 0].float().cpu().numpy()
+    return logits
+
+
+def _probability_profile(spec: RasterSpec, region: Region, channels: int) -> dict[str, Any]:
+    return {
+        "driver": "GTiff",
+        "dtype": "float32",
+        "count": channels,
+        "width": int(region.window.width),
+        "height": int(region.window.height),
+        "crs": spec.crs,
+        "transform": window_transform(region.window, spec.transform),
+        "tiled": True,
+        "blockxsize": 256,
+        "blockysize": 256,
+        "compress": "deflate",
+        "predictor": 3,
+        "BIGTIFF": "IF_SAFER",
+    }
+
+
+class _TileRunner:
+    """Runs batches of tiles through the model and blends them in grid order."""
+
+    def __init__(
+        self,
+        model: Segmenter,
+        texts: list[TextFeatures],
+        device: torch.device,
+        grid: TileGrid,
+        out: rasterio.io.DatasetWriter,
+    ) -> None:
+        self.model, self.texts, self.device, self.grid, self.out = model, texts, device, grid, out
+        self.blender = RowBandBlender(grid, len(texts))
+        self.done = 0
+        self.ran = 0
+
+    def run(self, pending: list[TileData]) -> None:
+        """Model on the tiles with valid pixels, then blend all of them in order."""
+        active = [item for item in pending if item[2].any()]
+        logits = _run_batch(self.model, active, self.texts, self.device) if active else None
+        k = 0
+        for tile, _, valid in pending:
+            while tile.grid_row > self.blender.grid_row:
+                self.flush()
+            if valid.any():
+                self.blender.add(tile, logits[k], valid)  # type: ignore[index]
+                k += 1
+        self.done += len(pending)
+        self.ran += len(active)
+
+    def flush(self) -> None:
+        first, probabilities = self.blender.finish_row()
+        window = Window(
+            0, first - self.grid.region_row, self.grid.region_width, probabilities.shape[1]
+        )
+        self.out.write(probabilities, window=window)
+
+    def finish(self) -> None:
+        while self.blender.grid_row < self.grid.shape[0]:
+            self.flush()
+
+
+def _infer_probabilities(
+    model: Segmenter,
+    spec: RasterSpec,
+    region: Region,
+    grid: TileGrid,
+    texts: list[TextFeatures],
+    probabilities_path: Path,
+    device: torch.device,
+    options: SegmentOptions,
+    progress: Progress | None,
+    cancel: threading.Event | None,
+) -> int:
+    """Tiles → blended probabilities written band by band; returns how many tiles ran.
+
+    Tiles with no valid pixel (nodata, fill, outside the AOI) skip the model.
+    """
+    profile = _probability_profile(spec, region, len(texts))
+    with (
+        rasterio.open(probabilities_path, "w", **profile) as out,
+        prefetched_tiles(spec, grid, region, depth=2 * options.batch_size) as tiles,
+    ):
+        runner = _TileRunner(model, texts, device, grid, out)
+        pending: list[TileData] = []
+        active = 0
+        for item in tiles:
+            pending.append(item)
+            active += bool(item[2].any())
+            if active < options.batch_size:
+                continue
+            runner.run(pending)
+            pending, active = [], 0
+            _report(progress, cancel, runner.done, len(grid))
+        if pending:
+            runner.run(pending)
+            _report(progress, cancel, runner.done, len(grid))
+        runner.finish()
+    return runner.ran
+
+
+def _report(
+    progress: Progress | None, cancel: threading.Event | None, done: int, total: int
+) -> None:
+    if progress is not None:
+        progress(done, total, f"segmented {done} of {total} tiles")
+    if cancel is not None and cancel.is_set():
+        raise Cancelled("segmentation cancelled")
+
+
+def segment_raster(
+    raster_path: str | os.PathLike[str],
+    prompts: Sequence[str],
+    output_path: str | os.PathLike[str],
+    *,
+    model: Segmenter,
+    options: SegmentOptions | None = None,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+) -> SegmentResult:
+    """Segment `prompts` on a raster and write their polygons to a GeoPackage."""
+    started = time.perf_counter()
+    options = options or SegmentOptions()
+    options.check()
+    prompts = check_prompts(prompts)
+    spec = open_raster(raster_path, bands=options.bands, assume_crs=options.assume_crs)
+    region = resolve_region(spec, options.aoi)
+    output = check_output_path(output_path, options.overwrite)
+    tile_size = options.tile_size or int(model.config.tile_size)
+    stride = int(model.config.stride)
+    if tile_size % stride:
+        raise OptionError(f"tile size {tile_size} is not a multiple of the model stride {stride}")
+    grid = TileGrid.over(region.window, tile_size, options.overlap)
+
+    device, reason = choose_device(options.device)
+    if isinstance(model, torch.nn.Module):
+        model.to(device).eval()
+    log.info("device: %s (%s)", device, reason)
+    warnings = _token_warnings(model, prompts)
+    texts = [model.encode_text([prompt]).to(device) for prompt in prompts]  # once per prompt
+
+    run_id = uuid.uuid4().hex
+    common = {
+        "model": str(model.config.name),
+        "run_id": run_id,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "source": os.path.abspath(os.fspath(raster_path)),
+    }
+    keep = options.probabilities_path is not None
+    if keep:
+        probabilities_path = Path(options.probabilities_path)  # type: ignore[arg-type]
+    else:
+        handle, name = tempfile.mkstemp(
+            prefix=f".{output.stem}.", suffix=".probabilities.tif", dir=output.parent
+        )
+        os.close(handle)
+        probabilities_path = Path(name)
+    try:
+        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):
+            ran = _infer_probabilities(
+                model, spec, region, grid, texts, probabilities_path, device, options,
+                progress, cancel,
+            )  # fmt: skip
+            if progress is not None:
+                progress(len(grid), len(grid), "vectorising")
+            with GeoPackageWriter(output, spec.crs.to_wkt(), options.overwrite) as writer:
+                counts = vectorize_to_geopackage(
+                    probabilities_path,
+                    writer,
+                    prompts,
+                    spec.crs.to_wkt(),
+                    options.vectorize_options(),
+                    common,
+                    cancel,
+                )
+                total = writer.commit()
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(probabilities_path)
+        raise
+    if not keep:
+        os.remove(probabilities_path)
+    window = region.window
+    return SegmentResult(
+        output_path=str(output),
+        run_id=run_id,
+        model_name=common["model"],
+        prompts=tuple(prompts),
+        features=total,
+        features_per_prompt=counts,
+        tiles=len(grid),
+        tiles_run=ran,
+        tile_size=tile_size,
+        overlap=options.overlap,
+        device=str(device),
+        device_reason=reason,
+        seconds=time.perf_counter() - started,
+        window=(int(window.col_off), int(window.row_off), int(window.width), int(window.height)),
+        probabilities_path=str(probabilities_path) if keep else None,
+        warnings=tuple(warnings),
+    )

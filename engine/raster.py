@@ -1,0 +1,370 @@
+"""Georeferenced raster input: open, check, and read RGB uint8 windows with a validity mask.
+
+Never reads a whole raster: the percentiles that scale 16-bit and float data come from a
+decimated read (which GDAL serves from an overview when the file has one), and pixels come
+window by window. Invalid pixels (the file's nodata, NaN, alpha 0, and all-zero fill such
+as the black triangle of oam_manila, which carries no nodata flag) are reported so the
+pipeline never segments them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from affine import Affine
+from pyproj import CRS as ProjCRS
+from rasterio.crs import CRS
+from rasterio.enums import ColorInterp, Resampling
+from rasterio.errors import CRSError as RasterioCRSError
+from rasterio.errors import RasterioIOError
+from rasterio.windows import Window
+
+from saymap.engine.errors import BandError, CRSError, RasterReadError
+
+log = logging.getLogger(__name__)
+
+PERCENTILES = (2.0, 98.0)
+SAMPLE_SIDE = 1024  # longest side of the decimated read the percentiles come from
+
+
+@dataclass(frozen=True)
+class BandScaling:
+    """How one source band becomes uint8: as is (8-bit) or stretched low..high → 0..255."""
+
+    band: int
+    low: float | None = None
+    high: float | None = None
+
+    @property
+    def as_is(self) -> bool:
+        return self.low is None
+
+    def describe(self) -> str:
+        if self.as_is:
+            return f"band {self.band}: 8-bit, used as is"
+        return (
+            f"band {self.band}: {PERCENTILES[0]:g}–{PERCENTILES[1]:g} % stretch "
+            f"[{self.low:.6g}, {self.high:.6g}] → 0–255"
+        )
+
+
+@dataclass(frozen=True)
+class RasterSpec:
+    """Everything the pipeline needs to know about a raster, checked once, before any model."""
+
+    path: str
+    width: int
+    height: int
+    count: int
+    dtype: str
+    crs: CRS
+    crs_assumed: bool
+    transform: Affine
+    nodata: float | None
+    alpha_band: int | None
+    bands: tuple[int, int, int]  # 1-based source band for R, G, B (a single band repeated)
+    scaling: tuple[BandScaling, BandScaling, BandScaling]
+
+    @property
+    def full_window(self) -> Window:
+        return Window(0, 0, self.width, self.height)
+
+
+def parse_bands(value: str | Sequence[int] | None) -> tuple[int, ...] | None:
+    """'4,3,2' or [4, 3, 2] → (4, 3, 2); 1-based like GDAL. None means the default."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return None
+        try:
+            numbers = tuple(int(part) for part in text.replace(" ", "").split(","))
+        except ValueError as exc:
+            raise BandError(f"bands must be 1-based numbers like 1,2,3; got {value!r}") from exc
+    else:
+        numbers = tuple(int(v) for v in value)
+    if len(numbers) not in (1, 3):
+        raise BandError(f"give 1 band (repeated as grey) or 3 bands (R,G,B); got {numbers}")
+    return numbers
+
+
+def _resolve_crs(dataset_crs: CRS | None, assume_crs: str | None, path: str) -> tuple[CRS, bool]:
+    if dataset_crs is not None and dataset_crs.to_wkt():
+        return dataset_crs, False
+    if not assume_crs:
+        raise CRSError(
+            f"{path} has no coordinate reference system; "
+            "pass --assume-crs (e.g. EPSG:32633) if you know it"
+        )
+    try:
+        return CRS.from_user_input(assume_crs), True
+    except RasterioCRSError as exc:
+        raise CRSError(f"--assume-crs {assume_crs!r} is not a CRS: {exc}") from exc
+
+
+def _choose_bands(
+    requested: tuple[int, ...] | None, count: int, alpha: int | None, path: str
+) -> tuple[int, int, int]:
+    if requested is None:
+        colour = [b for b in range(1, count + 1) if b != alpha] or [1]
+        chosen = tuple(colour[:3]) if len(colour) >= 3 else (colour[0],)
+    else:
+        chosen = requested
+        bad = [b for b in chosen if not 1 <= b <= count]
+        if bad:
+            raise BandError(
+                f"band {bad[0]} is out of range: {path} has {count} band(s), numbered 1..{count}"
+            )
+    if len(chosen) == 1:
+        chosen = chosen * 3
+    return chosen  # type: ignore[return-value]
+
+
+def invalid_pixels(
+    raw: np.ndarray, nodata: float | None, alpha: np.ndarray | None = None
+) -> np.ndarray:
+    """(C, H, W) raw values → (H, W) bool, True where the pixel must never be segmented.
+
+    A pixel is invalid when every used band equals nodata, when any band is NaN, when
+    the alpha band is 0, or when every band is 0 (black fill written without a nodata flag).
+    """
+    invalid = np.all(raw == 0, axis=0)
+    if nodata is not None and not np.isnan(nodata):
+        invalid |= np.all(raw == nodata, axis=0)
+    if np.issubdtype(raw.dtype, np.floating):
+        invalid |= np.any(np.isnan(raw), axis=0)
+    if alpha is not None:
+        invalid |= alpha == 0
+    return invalid
+
+
+def to_uint8(raw: np.ndarray, scaling: Sequence[BandScaling]) -> np.ndarray:
+    """(3, H, W) raw values → (3, H, W) uint8, band by band as the scaling says."""
+    out = np.empty(raw.shape, dtype=np.uint8)
+    for i, scale in enumerate(scaling):
+        band = raw[i]
+        if scale.as_is:
+            out[i] = band
+            continue
+        span = max(float(scale.high) - float(scale.low), 1e-12)  # type: ignore[arg-type]
+        stretched = (band.astype(np.float32) - np.float32(scale.low)) / np.float32(span)
+        stretched = np.nan_to_num(stretched, nan=0.0)
+        out[i] = (np.clip(stretched, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return out
+
+
+def _sample_scaling(
+    dataset: rasterio.io.DatasetReader, bands: tuple[int, int, int], alpha: int | None
+) -> tuple[BandScaling, BandScaling, BandScaling]:
+    """Percentile stretch per band from a decimated read (an overview where the file has one)."""
+    if all(dataset.dtypes[b - 1] == "uint8" for b in bands):
+        return tuple(BandScaling(b) for b in bands)  # type: ignore[return-value]
+    factor = max(dataset.width, dataset.height) / SAMPLE_SIDE
+    shape = (
+        (max(1, round(dataset.height / factor)), max(1, round(dataset.width / factor)))
+        if factor > 1
+        else (dataset.height, dataset.width)
+    )
+    unique = sorted(set(bands))
+    sample = dataset.read(unique, out_shape=(len(unique), *shape), resampling=Resampling.nearest)
+    alpha_sample = (
+        dataset.read(alpha, out_shape=shape, resampling=Resampling.nearest) if alpha else None
+    )
+    picked = np.stack([sample[unique.index(b)] for b in bands])
+    valid = ~invalid_pixels(picked, dataset.nodata, alpha_sample)
+    scales = []
+    for band, values in zip(bands, picked, strict=True):
+        if dataset.dtypes[band - 1] == "uint8":
+            scales.append(BandScaling(band))
+            continue
+        good = values[valid]
+        good = good[np.isfinite(good)] if np.issubdtype(good.dtype, np.floating) else good
+        if good.size == 0:
+            low, high = 0.0, 1.0
+        else:
+            low, high = (float(v) for v in np.percentile(good, PERCENTILES))
+            if high <= low:
+                high = low + 1.0
+        scales.append(BandScaling(band, low, high))
+    return tuple(scales)  # type: ignore[return-value]
+
+
+def _alpha_band(dataset: rasterio.io.DatasetReader) -> int | None:
+    for index, interp in enumerate(dataset.colorinterp, start=1):
+        if interp == ColorInterp.alpha:
+            return index
+    return None
+
+
+def _open(path: str | os.PathLike[str]) -> rasterio.io.DatasetReader:
+    text = os.fspath(path)
+    if not Path(text).exists():
+        raise RasterReadError(f"raster not found: {text}")
+    try:
+        return rasterio.open(text)
+    except RasterioIOError as exc:
+        raise RasterReadError(f"{text} is not a raster GDAL can read ({exc})") from exc
+
+
+def open_raster(
+    path: str | os.PathLike[str],
+    *,
+    bands: str | Sequence[int] | None = None,
+    assume_crs: str | None = None,
+) -> RasterSpec:
+    """Check a raster (exists, readable, CRS, bands) and work out its scaling; cheap."""
+    requested = parse_bands(bands)
+    with _open(path) as dataset:
+        crs, assumed = _resolve_crs(dataset.crs, assume_crs, os.fspath(path))
+        alpha = _alpha_band(dataset)
+        chosen = _choose_bands(requested, dataset.count, alpha, os.fspath(path))
+        scaling = _sample_scaling(dataset, chosen, alpha)
+        return RasterSpec(
+            path=os.fspath(path),
+            width=dataset.width,
+            height=dataset.height,
+            count=dataset.count,
+            dtype=dataset.dtypes[chosen[0] - 1],
+            crs=crs,
+            crs_assumed=assumed,
+            transform=dataset.transform,
+            nodata=dataset.nodata,
+            alpha_band=alpha,
+            bands=chosen,
+            scaling=scaling,
+        )
+
+
+class WindowReader:
+    """Reads fixed-size tiles as RGB uint8 plus a validity mask; parts off the raster are padded.
+
+    Padding mirrors the image (so the model sees plausible context, not a black wall) and is
+    marked invalid, so it is never written. One reader per thread: rasterio handles are not
+    shared across threads.
+    """
+
+    def __init__(self, spec: RasterSpec) -> None:
+        self.spec = spec
+        self._unique = sorted(set(spec.bands))
+        self._order = [self._unique.index(b) for b in spec.bands]
+        self._dataset: rasterio.io.DatasetReader | None = None
+
+    def __enter__(self) -> WindowReader:
+        self._dataset = _open(self.spec.path)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._dataset is not None:
+            self._dataset.close()
+            self._dataset = None
+
+    def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
+        """A window (may overhang the raster) → ((3, h, w) uint8, (h, w) bool valid)."""
+        if self._dataset is None:
+            raise RuntimeError("WindowReader used outside its `with` block")
+        spec = self.spec
+        row0, col0 = int(window.row_off), int(window.col_off)
+        height, width = int(window.height), int(window.width)
+        r0, c0 = max(row0, 0), max(col0, 0)
+        r1, c1 = min(row0 + height, spec.height), min(col0 + width, spec.width)
+        if r1 <= r0 or c1 <= c0:
+            return np.zeros((3, height, width), np.uint8), np.zeros((height, width), bool)
+        inside = Window(c0, r0, c1 - c0, r1 - r0)
+        raw = self._dataset.read(self._unique, window=inside)[self._order]
+        alpha = self._dataset.read(spec.alpha_band, window=inside) if spec.alpha_band else None
+        valid = ~invalid_pixels(raw, spec.nodata, alpha)
+        pixels = to_uint8(raw, spec.scaling)
+        pixels[:, ~valid] = 0
+        pad = ((r0 - row0, row0 + height - r1), (c0 - col0, col0 + width - c1))
+        if any(p for pair in pad for p in pair):
+            pixels = np.pad(pixels, ((0, 0), *pad), mode="symmetric")
+            valid = np.pad(valid, pad, mode="constant", constant_values=False)
+        return pixels, valid
+
+
+@dataclass(frozen=True)
+class RasterInfo:
+    """What `saymap info` prints: the facts a user needs before segmenting a raster."""
+
+    spec: RasterSpec
+    driver: str
+    dtypes: tuple[str, ...]
+    block_shape: tuple[int, int]
+    overviews: tuple[int, ...]
+    crs_name: str
+    crs_epsg: int | None
+    bounds: tuple[float, float, float, float]
+
+    def lines(self) -> list[str]:
+        spec = self.spec
+        crs = f"EPSG:{self.crs_epsg}" if self.crs_epsg else "custom (no EPSG code)"
+        if spec.crs_assumed:
+            crs += " (assumed: the file has none)"
+        res_x = (spec.transform.a**2 + spec.transform.d**2) ** 0.5
+        res_y = (spec.transform.b**2 + spec.transform.e**2) ** 0.5
+        units = spec.crs.linear_units if not spec.crs.is_geographic else "degree"
+        return [
+            f"file:        {spec.path} ({self.driver})",
+            f"crs:         {crs} — {self.crs_name}",
+            f"size:        {spec.width} x {spec.height} px, {spec.count} band(s)",
+            f"dtype:       {', '.join(sorted(set(self.dtypes)))}",
+            f"nodata:      {spec.nodata if spec.nodata is not None else 'none'}"
+            "; pixels that are 0 in every band are treated as fill too",
+            f"resolution:  {res_x:.6g} x {res_y:.6g} {units}",
+            "bounds:      " + ", ".join(f"{v:.6f}" for v in self.bounds),
+            f"blocks:      {self.block_shape[1]} x {self.block_shape[0]} px, overviews: "
+            + (", ".join(str(o) for o in self.overviews) or "none"),
+            f"bands used:  {', '.join(str(b) for b in spec.bands)} (R, G, B)"
+            + (f"; alpha band {spec.alpha_band} masks" if spec.alpha_band else ""),
+            *[f"scaling:     {s.describe()}" for s in _dedupe(spec.scaling)],
+        ]
+
+
+def _dedupe(scaling: Sequence[BandScaling]) -> list[BandScaling]:
+    seen: dict[int, BandScaling] = {}
+    for scale in scaling:
+        seen.setdefault(scale.band, scale)
+    return list(seen.values())
+
+
+def describe(
+    path: str | os.PathLike[str],
+    *,
+    bands: str | Sequence[int] | None = None,
+    assume_crs: str | None = None,
+) -> RasterInfo:
+    """The facts `saymap info` prints, including the scaling segmenting would use."""
+    spec = open_raster(path, bands=bands, assume_crs=assume_crs)
+    with _open(path) as dataset:
+        driver = dataset.driver
+        dtypes = tuple(dataset.dtypes)
+        block = dataset.block_shapes[0]
+        overviews = tuple(dataset.overviews(1))
+        bounds = tuple(dataset.bounds)
+    return RasterInfo(
+        spec=spec,
+        driver=driver,
+        dtypes=dtypes,
+        block_shape=(int(block[0]), int(block[1])),
+        overviews=overviews,
+        crs_name=crs_label(spec.crs),
+        crs_epsg=spec.crs.to_epsg(),
+        bounds=bounds,  # type: ignore[arg-type]
+    )
+
+
+def crs_label(crs: CRS) -> str:
+    """The CRS's own name; for an unnamed custom CRS, its projection method and datum."""
+    proj = ProjCRS.from_wkt(crs.to_wkt())
+    if proj.name and proj.name.lower() != "unnamed":
+        return proj.name
+    method = proj.coordinate_operation.method_name if proj.coordinate_operation else "geographic"
+    datum = proj.datum.name if proj.datum else "unknown datum"
+    return f"unnamed {method} on {datum}"
