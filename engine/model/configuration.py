@@ -43,6 +43,9 @@ class SaymapConfig:
     use_cross_scale_enhancement: bool = True  # RRSIS's LGCE
     use_twin_decoder: bool = True  # BTDNet's T-BTD
     decoder_dim: int = 64
+    # Class names with a learned reference-bank entry (LRB-WREL's class-level bank); a prompt
+    # that is exactly one of these is encoded with its entry.
+    bank_classes: list[str] = field(default_factory=list)
     # Inference defaults that travel with the checkpoint.
     tile_size: int = 512
     image_mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])

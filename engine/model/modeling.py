@@ -19,6 +19,7 @@ from saymap.engine.model.configuration import SaymapConfig
 from saymap.engine.model.cross_scale_enhancement import CrossScaleEnhancement
 from saymap.engine.model.outputs import SegmentationOutput, TextFeatures
 from saymap.engine.model.pixel_word_attention import PixelWordAttention
+from saymap.engine.model.reference_bank import ReferenceBank, normalise_class_name
 from saymap.engine.model.text_encoder import TextEncoder
 from saymap.engine.model.twin_decoder import TwinDecoder
 from saymap.engine.model.vision_backbone import VisionBackbone
@@ -56,6 +57,11 @@ class SaymapModel(nn.Module):
             else None
         )
         self.decoder = TwinDecoder(dims, text_dim, config.decoder_dim, config.use_twin_decoder)
+        self.class_bank = (
+            ReferenceBank(len(config.bank_classes), config.max_tokens, text_dim)
+            if config.bank_classes
+            else None
+        )
         self.register_buffer("image_mean", torch.tensor(config.image_mean).view(1, 3, 1, 1))
         self.register_buffer("image_std", torch.tensor(config.image_std).view(1, 3, 1, 1))
 
@@ -68,8 +74,28 @@ class SaymapModel(nn.Module):
 
     @torch.no_grad()
     def encode_text(self, prompts: list[str]) -> TextFeatures:
-        """Encode prompts once per request; the features are reused for every tile."""
-        return self.text_encoder.encode(prompts)
+        """Encode prompts once per request; the features are reused for every tile.
+
+        A prompt that is exactly a class name of the class-level reference bank is
+        encoded with its learned entry (LRB-WREL); anything else as typed.
+        """
+        tokens = self.text_encoder.tokenize(prompts)
+        ids = tokens["input_ids"].to(self.device)
+        mask = tokens["attention_mask"].to(self.device)
+        if self.class_bank is None:
+            return self.text_encoder(ids, mask)
+        classes = {c: i for i, c in enumerate(self.config.bank_classes)}
+        index = [classes.get(normalise_class_name(p), -1) for p in prompts]
+        if all(i < 0 for i in index):
+            return self.text_encoder(ids, mask)
+        embeds = self.text_encoder.word_embeddings(ids)
+        banked_embeds, banked_mask = self.class_bank.write(
+            embeds, mask, torch.tensor([max(i, 0) for i in index], device=self.device)
+        )
+        use = torch.tensor([i >= 0 for i in index], device=self.device)
+        embeds = torch.where(use[:, None, None], banked_embeds, embeds)
+        mask = torch.where(use[:, None], banked_mask, mask)
+        return self.text_encoder(ids, mask, inputs_embeds=embeds)
 
     def trainable_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad)

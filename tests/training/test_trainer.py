@@ -1,0 +1,137 @@
+"""The trainer on small painted scenes: stages, banks, bad input, and resume after kill -9."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from saymap.engine.errors import DatasetError
+from saymap.engine.model import load_model
+from saymap.training.recipe import RecipeError, load_recipe, recipe_from_dict
+from saymap.training.samples import SampleList
+from saymap.training.trainer import train
+from saymap.training.wrel import draw_batch, ema_momentum, split_pools
+from tests.training.painted import painted_samples
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def small_recipe(method: str = "lrb-wrel", **run) -> dict:
+    return {
+        "data": {"chip_size": 64, "full_ratio": 0.5},
+        "optim": {"steps": 10, "batch_size": 4, "warmup_steps": 2},
+        "wrel": {"method": method, "bank_steps": 4},
+        "run": {"checkpoint_every": 3, "eval_every": 0, "device": "cpu", **run},
+    }
+
+
+def test_lrb_wrel_runs_its_three_stages_and_saves_a_loadable_model(tmp_path: Path) -> None:
+    events = []
+    result = train(
+        recipe_from_dict(small_recipe()),
+        tmp_path,
+        painted_samples(6),
+        painted_samples(2, seed=1),
+        events=events.append,
+        resume=False,
+    )
+    stages = [e.stage for e in events]
+    assert stages.index("full") < stages.index("bank") < stages.index("mix")
+    assert stages.count("bank") == 4 and stages[-1] == "done"
+    model = load_model(result.model_dir)
+    card = json.loads((result.model_dir / "model_card.json").read_text())
+    assert card["method"] == "lrb-wrel" and card["classes"] == ["disc", "square"]
+    kept = "class-level bank kept" in result.notes[0]
+    assert (model.class_bank is not None) == kept
+    if kept:  # a bare class name now goes through the learned entry; a sentence does not
+        plain = model.text_encoder.encode(["square"]).embeddings
+        assert not torch.allclose(model.encode_text(["square"]).embeddings, plain)
+    assert torch.equal(
+        model.encode_text(["the red square"]).embeddings,
+        model.text_encoder.encode(["the red square"]).embeddings,
+    )
+
+
+def test_full_ratio_and_batch_share_are_honoured() -> None:
+    data = painted_samples(50)
+    pools = split_pools(data, 0.3, seed=0)
+    assert len(pools.weak) == 100
+    assert 20 <= len(pools.full) <= 40  # 30 % of 100, drawn per sample id
+    picks = draw_batch(pools, 8, 0.25, seed=0, stage=2, step=7)
+    assert picks == draw_batch(pools, 8, 0.25, seed=0, stage=2, step=7)
+    assert [ema_momentum(e) for e in (0, 0.5, 1, 2, 3, 9)] == pytest.approx(
+        [0.95, 0.97, 0.99, 0.9945, 0.9995, 0.9995]
+    )
+
+
+def test_bad_inputs_name_the_problem(tmp_path: Path) -> None:
+    weak_only = SampleList([s for s in painted_samples(2) if s.kind == "weak"])
+    with pytest.raises(DatasetError, match="LRB-WREL stage 1 needs full expressions"):
+        train(recipe_from_dict(small_recipe()), tmp_path / "a", weak_only)
+    with pytest.raises(DatasetError, match="accurate-only training needs full expressions"):
+        train(recipe_from_dict(small_recipe("accurate-only")), tmp_path / "b", weak_only)
+    with pytest.raises(RecipeError, match=r"unknown key\(s\) in \[optim\]: stepz"):
+        recipe_from_dict({"optim": {"stepz": 3}})
+    with pytest.raises(RecipeError, match="unknown recipe section"):
+        recipe_from_dict({"optimiser": {}})
+    with pytest.raises(RecipeError, match="no recipe file or shipped recipe"):
+        load_recipe("no-such-recipe")
+
+
+def test_naive_wrel_without_sentences_warns(tmp_path: Path, caplog) -> None:
+    weak_only = SampleList([s for s in painted_samples(2) if s.kind == "weak"])
+    recipe = small_recipe("naive-wrel")
+    recipe["optim"]["steps"] = 2
+    train(recipe_from_dict(recipe), tmp_path, weak_only)
+    assert "naive WREL trains on class names alone" in caplog.text
+
+
+RUNNER = """
+import json, sys, torch
+torch.set_num_threads(1)
+from tests.training.painted import painted_samples
+from saymap.training.recipe import recipe_from_dict
+from saymap.training.trainer import train
+recipe = recipe_from_dict(json.loads(sys.argv[2]))
+res = train(recipe, sys.argv[1], painted_samples(6), painted_samples(2, seed=1),
+            events=lambda e: print(e.stage, e.step, flush=True))
+print("METRICS", json.dumps(res.metrics), flush=True)
+"""
+
+
+def run_training(out: Path, recipe: dict, kill_after_state: bool = False) -> dict | None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "-c", RUNNER, str(out), json.dumps(recipe)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    if kill_after_state:
+        deadline = time.monotonic() + 120
+        while not (out / "state" / "state.json").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "no state was saved"
+            time.sleep(0.05)
+        progress = json.loads((out / "state" / "state.json").read_text())["progress"]
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert progress["stage_index"] < 3, "killed too late to test a resume"
+        return None
+    stdout, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stdout
+    line = next(x for x in stdout.splitlines() if x.startswith("METRICS"))
+    return json.loads(line.split(" ", 1)[1])
+
+
+@pytest.mark.slow
+def test_resume_after_kill_9_matches_an_uninterrupted_run(tmp_path: Path) -> None:
+    recipe = small_recipe()
+    recipe["optim"]["steps"] = 12
+    straight = run_training(tmp_path / "straight", recipe)
+    run_training(tmp_path / "killed", recipe, kill_after_state=True)
+    resumed = run_training(tmp_path / "killed", recipe)
+    assert resumed == pytest.approx(straight, abs=1e-6)

@@ -1,0 +1,41 @@
+"""Training objectives: weighted cross-entropy + Dice on the target, the inverted mask on
+the background head (BTDNet's twin decoder)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from saymap.engine.model.outputs import SegmentationOutput
+from saymap.training.recipe import LossSection
+
+
+def weighted_bce(logits: torch.Tensor, target: torch.Tensor, fg: float, bg: float) -> torch.Tensor:
+    """LAVT's two-class weighted cross-entropy, written for a single logit."""
+    weight = target * fg + (1 - target) * bg
+    return F.binary_cross_entropy_with_logits(logits, target, weight=weight)
+
+
+def dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
+    prob = torch.sigmoid(logits).flatten(1)
+    target = target.flatten(1)
+    inter = (prob * target).sum(1)
+    return (1 - (2 * inter + eps) / (prob.sum(1) + target.sum(1) + eps)).mean()
+
+
+def segmentation_loss(
+    output: SegmentationOutput, mask: torch.Tensor, weights: LossSection
+) -> torch.Tensor:
+    """mask: (N, 1, H, W) float {0, 1} at the input resolution."""
+    logits = output.logits.float()
+    loss = weighted_bce(logits, mask, weights.foreground_weight, weights.background_weight)
+    loss = loss + weights.dice_weight * dice_loss(logits, mask)
+    if output.background_logits is not None:
+        small = F.interpolate(mask, size=output.target_logits.shape[-2:], mode="area")
+        target_head = output.target_logits.float()
+        background_head = output.background_logits.float()
+        aux = weighted_bce(target_head, small, weights.foreground_weight, weights.background_weight)
+        aux = aux + F.binary_cross_entropy_with_logits(background_head, 1 - small)
+        aux = aux + dice_loss(target_head, small) + dice_loss(background_head, 1 - small)
+        loss = loss + weights.background_head_weight * aux
+    return loss

@@ -1,0 +1,160 @@
+"""Training recipes: a TOML file (or a dict from the server) checked key by key.
+
+Unknown keys are rejected by name, so a typo never silently trains with a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from saymap.engine.errors import SaymapError
+
+RECIPES_DIR = Path(__file__).resolve().parent / "recipes"
+METHODS = ("accurate-only", "naive-wrel", "lrb-wrel")
+
+
+class RecipeError(SaymapError, ValueError):
+    """A recipe has an unknown key, a wrong type or an impossible value."""
+
+
+@dataclass
+class ModelSection:
+    config: str = "tiny"  # a named configuration, or a checkpoint name/path with `init`
+    init: str | None = None  # start from this checkpoint (name or folder)
+    overrides: dict[str, Any] = field(default_factory=dict)  # SaymapConfig fields
+
+
+@dataclass
+class DataSection:
+    synthetic: str | None = None  # folder made by `saymap data synth`
+    synthetic_style: str | None = None
+    layers: list[dict[str, Any]] = field(default_factory=list)  # rasters + labels + sentences
+    refsegrs: str | None = None
+    rrsisd: str | None = None
+    chip_size: int = 256
+    full_ratio: float = 1.0  # share of targets that keep their full expression (WREL)
+    max_train_samples: int | None = None
+    max_val_samples: int | None = 200
+
+
+@dataclass
+class OptimSection:
+    steps: int = 1000
+    batch_size: int = 8
+    grad_accum: int = 1
+    lr: float = 3e-4
+    weight_decay: float = 0.01
+    poly_power: float = 0.9
+    warmup_steps: int = 50
+    clip_grad: float = 1.0
+
+
+@dataclass
+class LossSection:
+    foreground_weight: float = 1.1  # LAVT's weighted cross-entropy: [0.9, 1.1]
+    background_weight: float = 0.9
+    dice_weight: float = 1.0
+    background_head_weight: float = 0.5
+    dmols_weight: float = 0.0  # D-MOLS auxiliary objective; 0 switches it off
+    dmols_mask_ratio: float = 0.3
+
+
+@dataclass
+class WrelSection:
+    method: Literal["accurate-only", "naive-wrel", "lrb-wrel"] = "lrb-wrel"
+    full_share_per_batch: float | None = None  # None: as in the data
+    stage1_steps: int | None = None  # lrb-wrel: on full expressions; default = steps / 3
+    bank_steps: int = 200  # stage 2: fit the reference bank, model frozen
+    bank_lr: float = 1e-2
+    class_bank: bool = True  # also fit one entry per class, reused at inference
+    ema_consistency_weight: float = 0.0  # teacher-student consistency, off as published
+
+
+@dataclass
+class RunSection:
+    seed: int = 0
+    device: str = "auto"
+    checkpoint_every: int = 100
+    eval_every: int = 200
+    num_workers: int = 0
+
+
+@dataclass
+class Recipe:
+    name: str = "custom"
+    model: ModelSection = field(default_factory=ModelSection)
+    data: DataSection = field(default_factory=DataSection)
+    optim: OptimSection = field(default_factory=OptimSection)
+    loss: LossSection = field(default_factory=LossSection)
+    wrel: WrelSection = field(default_factory=WrelSection)
+    run: RunSection = field(default_factory=RunSection)
+
+    def __post_init__(self) -> None:
+        if self.wrel.method not in METHODS:
+            raise RecipeError(
+                f"wrel.method must be one of {', '.join(METHODS)}, not {self.wrel.method!r}"
+            )
+        if not 0.0 <= self.data.full_ratio <= 1.0:
+            raise RecipeError(f"data.full_ratio must be in [0, 1], got {self.data.full_ratio}")
+        if self.data.chip_size % 32:
+            raise RecipeError(f"data.chip_size must be a multiple of 32, got {self.data.chip_size}")
+        if self.optim.steps < 1 or self.optim.batch_size < 1 or self.optim.grad_accum < 1:
+            raise RecipeError("optim.steps, optim.batch_size and optim.grad_accum must be >= 1")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+_SECTIONS = {
+    "model": ModelSection,
+    "data": DataSection,
+    "optim": OptimSection,
+    "loss": LossSection,
+    "wrel": WrelSection,
+    "run": RunSection,
+}
+
+
+def recipe_from_dict(values: dict[str, Any], name: str = "custom") -> Recipe:
+    unknown = sorted(set(values) - set(_SECTIONS) - {"name"})
+    if unknown:
+        raise RecipeError(
+            f"unknown recipe section(s): {', '.join(unknown)}; known: name, {', '.join(_SECTIONS)}"
+        )
+    sections = {}
+    for key, cls in _SECTIONS.items():
+        given = values.get(key, {})
+        if not isinstance(given, dict):
+            raise RecipeError(f"[{key}] must be a table")
+        known = {f.name for f in dataclasses.fields(cls)}
+        bad = sorted(set(given) - known)
+        if bad:
+            raise RecipeError(
+                f"unknown key(s) in [{key}]: {', '.join(bad)}; known: {', '.join(sorted(known))}"
+            )
+        try:
+            sections[key] = cls(**given)
+        except TypeError as exc:
+            raise RecipeError(f"[{key}]: {exc}") from exc
+    return Recipe(name=values.get("name", name), **sections)
+
+
+def load_recipe(name_or_path: str | Path) -> Recipe:
+    """A path to a TOML file, or the name of a shipped recipe (tiny-cpu, base-gpu, ...)."""
+    path = Path(name_or_path)
+    if not path.is_file():
+        path = RECIPES_DIR / f"{name_or_path}.toml"
+    if not path.is_file():
+        shipped = sorted(p.stem for p in RECIPES_DIR.glob("*.toml"))
+        raise RecipeError(
+            f"no recipe file or shipped recipe {str(name_or_path)!r}; shipped: {', '.join(shipped)}"
+        )
+    try:
+        values = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise RecipeError(f"{path} is not valid TOML: {exc}") from exc
+    return recipe_from_dict(values, name=path.stem)

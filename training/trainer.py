@@ -1,0 +1,427 @@
+"""The training loop: supervised steps, WREL mixing and the three stages of LRB-WREL.
+
+`train(recipe, out_dir, train_set, val_set)` is the one entry point for the CLI and the
+engine server. Stages (by `wrel.method`):
+  accurate-only: the full expressions alone;
+  naive-wrel:    full and weak (class-name) samples mixed as they are;
+  lrb-wrel:      stage 1 on the full expressions; stage 2 fits the reference banks with the
+                 model frozen; stage 3 trains a student on the mix, weak samples through
+                 their bank entry, while an EMA teacher follows; the teacher is the result.
+Every step's batch is a pure function of (seed, stage, step), and the state is saved every
+`checkpoint_every` steps, so a killed run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from saymap.engine.errors import Cancelled, DatasetError
+from saymap.engine.model import SaymapConfig, SaymapModel, load_model, save_model
+from saymap.engine.model.reference_bank import ReferenceBank
+from saymap.training.batching import TextCache, autocast, banked_text, to_tensors, validate
+from saymap.training.losses import segmentation_loss
+from saymap.training.recipe import Recipe
+from saymap.training.samples import SampleDataset
+from saymap.training.train_state import load_state, save_state
+from saymap.training.wrel import Pools, draw_batch, ema_momentum, ema_update, split_pools
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainEvent:
+    stage: str
+    step: int  # global step over all stages
+    total_steps: int
+    loss: float | None = None
+    lr: float | None = None
+    metrics: dict[str, float] | None = None
+    message: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class TrainResult:
+    model_dir: Path
+    metrics: dict[str, float]
+    steps: int
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+
+EventSink = Callable[[TrainEvent], None]
+
+
+def pick_device(requested: str) -> torch.device:
+    from saymap.engine.device import choose_device
+
+    device, reason = choose_device(requested)
+    log.info("training on %s (%s)", device, reason)
+    return device
+
+
+def poly_lr(base: float, step: int, total: int, power: float, warmup: int) -> float:
+    if step < warmup:
+        return base * (step + 1) / warmup
+    return base * (1 - min(step, total - 1) / total) ** power
+
+
+class Trainer:
+    def __init__(
+        self,
+        recipe: Recipe,
+        out_dir: Path,
+        train_set: SampleDataset,
+        val_set: SampleDataset | None,
+        events: EventSink | None = None,
+        cancel: threading.Event | None = None,
+        device: str | None = None,
+    ) -> None:
+        self.recipe, self.out_dir = recipe, Path(out_dir)
+        self.train_set, self.val_set = train_set, val_set
+        self.events = events or (lambda e: None)
+        self.cancel = cancel or threading.Event()
+        self.device = pick_device(device or recipe.run.device)
+        torch.manual_seed(recipe.run.seed)
+        self.model = self._build_model().to(self.device)
+        self.pools = split_pools(train_set, recipe.data.full_ratio, recipe.run.seed)
+        self.stages = self._plan()
+        self.total = sum(steps for _, steps in self.stages)
+        self.text = TextCache(self.model)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(
+            params, lr=recipe.optim.lr, weight_decay=recipe.optim.weight_decay
+        )
+        dim, tokens = self.model.config.text_hidden_size, self.model.config.max_tokens
+        self.sample_bank = ReferenceBank(max(1, len(self.pools.weak)), tokens, dim).to(self.device)
+        self.class_bank = ReferenceBank(max(1, len(self.pools.classes)), tokens, dim).to(
+            self.device
+        )
+        self.bank_optimizer = torch.optim.Adam(
+            [*self.sample_bank.parameters(), *self.class_bank.parameters()], lr=recipe.wrel.bank_lr
+        )
+        self.teacher: SaymapModel | None = None
+        self.model_steps_done = 0  # drives the poly schedule across stages 1 and 3
+
+    def _build_model(self) -> SaymapModel:
+        spec = self.recipe.model
+        if spec.init:
+            model = load_model(spec.init, device="cpu")
+            if spec.overrides:
+                raise DatasetError("model.overrides cannot change a model loaded with model.init")
+            model.config.bank_classes = []
+            model.class_bank = None
+            return model.train()
+        return SaymapModel(SaymapConfig.named(spec.config, **spec.overrides)).train()
+
+    def _plan(self) -> list[tuple[str, int]]:
+        r, p = self.recipe, self.pools
+        steps = r.optim.steps
+        if r.wrel.method == "accurate-only":
+            if not p.full:
+                raise DatasetError(
+                    "accurate-only training needs full expressions and this dataset has none; "
+                    "add sentences, or use wrel.method = 'naive-wrel'"
+                )
+            return [("supervised", steps)]
+        if r.wrel.method == "naive-wrel":
+            if not p.full:
+                log.warning("no full expressions: naive WREL trains on class names alone")
+            return [("supervised", steps)]
+        if not p.full:
+            raise DatasetError(
+                "LRB-WREL stage 1 needs full expressions (sentences) and this dataset has none; "
+                "add a few sentences, or ask for wrel.method = 'naive-wrel'"
+            )
+        if not p.weak:
+            return [("full", steps)]
+        stage1 = r.wrel.stage1_steps if r.wrel.stage1_steps is not None else steps // 3
+        return [("full", stage1), ("bank", r.wrel.bank_steps), ("mix", steps - stage1)]
+
+    # -- one step of each kind -------------------------------------------------------------
+    def _model_step(self, stage_index: int, stage: str, step: int) -> float:
+        r = self.recipe
+        lr = poly_lr(
+            r.optim.lr,
+            self.model_steps_done,
+            self.total_model_steps,
+            r.optim.poly_power,
+            r.optim.warmup_steps,
+        )
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        total = 0.0
+        for micro in range(r.optim.grad_accum):
+            picks = self._draw(stage_index, stage, step * r.optim.grad_accum + micro)
+            loss = self._loss(picks, stage) / r.optim.grad_accum
+            loss.backward()
+            total += loss.item()
+        if r.optim.clip_grad:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), r.optim.clip_grad)
+        self.optimizer.step()
+        self.model_steps_done += 1
+        if stage == "mix" and self.teacher is not None:
+            epoch = self.stage_step_samples(step) / max(
+                1, len(self.pools.full) + len(self.pools.weak)
+            )
+            ema_update(self.teacher, self.model, ema_momentum(epoch))
+        self._last_lr = lr
+        return total
+
+    def stage_step_samples(self, step: int) -> int:
+        return (step + 1) * self.recipe.optim.batch_size * self.recipe.optim.grad_accum
+
+    def _draw(self, stage_index: int, stage: str, step: int) -> list[tuple[int, bool]]:
+        r = self.recipe
+        pools = self.pools
+        if stage == "full" or (r.wrel.method == "accurate-only"):
+            pools = Pools(pools.full, [], pools.classes, [])
+        elif stage == "bank":
+            pools = Pools([], pools.weak, pools.classes, pools.weak_class)
+        share = r.wrel.full_share_per_batch if stage in ("supervised", "mix") else None
+        return draw_batch(pools, r.optim.batch_size, share, r.run.seed, stage_index, step)
+
+    def _loss(self, picks: list[tuple[int, bool]], stage: str) -> torch.Tensor:
+        size = self.recipe.data.chip_size
+        full = [i for i, weak in picks if not weak]
+        weak = [j for j, is_weak in picks if is_weak]
+        losses, count = [], 0
+        if full:
+            samples = [self.train_set[i] for i in full]
+            pixels, masks = to_tensors(samples, size, self.device)
+            with autocast(self.device):
+                out = self.model(pixels, self.text([s.expression for s in samples]))
+            losses.append(segmentation_loss(out, masks, self.recipe.loss) * len(full))
+            count += len(full)
+        if weak:
+            samples = [self.train_set[self.pools.weak[j]] for j in weak]
+            pixels, masks = to_tensors(samples, size, self.device)
+            if stage == "mix":  # through each sample's learned bank entry, fixed now
+                with torch.no_grad():
+                    text = banked_text(
+                        self.model,
+                        [s.expression for s in samples],
+                        self.sample_bank,
+                        torch.tensor(weak, device=self.device),
+                    )
+            else:  # naive WREL: the class name as it is
+                text = self.text([s.expression for s in samples])
+            with autocast(self.device):
+                out = self.model(pixels, text)
+            loss = segmentation_loss(out, masks, self.recipe.loss)
+            if (
+                stage == "mix"
+                and self.teacher is not None
+                and self.recipe.wrel.ema_consistency_weight
+            ):
+                with torch.no_grad():
+                    target = torch.sigmoid(self.teacher(pixels, text).logits.float())
+                consistency = torch.nn.functional.mse_loss(
+                    torch.sigmoid(out.logits.float()), target
+                )
+                loss = loss + self.recipe.wrel.ema_consistency_weight * consistency
+            losses.append(loss * len(weak))
+            count += len(weak)
+        return sum(losses) / count
+
+    def _bank_step(self, stage_index: int, step: int) -> float:
+        picks = self._draw(stage_index, "bank", step)
+        weak = [j for j, _ in picks]
+        samples = [self.train_set[self.pools.weak[j]] for j in weak]
+        pixels, masks = to_tensors(samples, self.recipe.data.chip_size, self.device)
+        names = [s.expression for s in samples]
+        self.bank_optimizer.zero_grad(set_to_none=True)
+        sample_idx = torch.tensor(weak, device=self.device)
+        class_idx = torch.tensor([self.pools.weak_class[j] for j in weak], device=self.device)
+        loss = torch.zeros((), device=self.device)
+        banks = [(self.sample_bank, sample_idx)]
+        if self.recipe.wrel.class_bank:
+            banks.append((self.class_bank, class_idx))
+        for bank, index in banks:
+            with autocast(self.device):
+                out = self.model(pixels, banked_text(self.model, names, bank, index))
+            loss = loss + segmentation_loss(out, masks, self.recipe.loss)
+        loss.backward()
+        self.bank_optimizer.step()
+        self._last_lr = self.recipe.wrel.bank_lr
+        return loss.item()
+
+    # -- state -------------------------------------------------------------------------
+    def _save(self, stage_index: int, step: int) -> None:
+        modules = {
+            "model": {
+                k: v
+                for k, v in self.model.state_dict().items()
+                if not k.startswith("text_encoder.") or not self.model.config.freeze_text_encoder
+            },
+            "banks": {"sample": self.sample_bank.entries, "class": self.class_bank.entries},
+        }
+        if self.teacher is not None:
+            modules["teacher"] = {
+                k: v for k, v in self.teacher.state_dict().items() if k in modules["model"]
+            }
+        progress = {
+            "stage_index": stage_index,
+            "step": step,
+            "model_steps_done": self.model_steps_done,
+        }
+        save_state(
+            self.out_dir, modules, {"model": self.optimizer, "bank": self.bank_optimizer}, progress
+        )
+
+    def _restore(self) -> tuple[int, int]:
+        state = load_state(self.out_dir)
+        if state is None:
+            return 0, 0
+        self.model.load_state_dict(state["modules"]["model"], strict=False)
+        with torch.no_grad():
+            self.sample_bank.entries.copy_(state["modules"]["banks"]["sample"])
+            self.class_bank.entries.copy_(state["modules"]["banks"]["class"])
+        if "teacher" in state["modules"]:
+            self.teacher = copy.deepcopy(self.model)
+            self.teacher.load_state_dict(state["modules"]["teacher"], strict=False)
+        self.optimizer.load_state_dict(state["optimizers"]["model"])
+        self.bank_optimizer.load_state_dict(state["optimizers"]["bank"])
+        torch.set_rng_state(state["rng"]["torch"])
+        progress = state["progress"]
+        self.model_steps_done = progress["model_steps_done"]
+        log.info("resuming at stage %d step %d", progress["stage_index"], progress["step"])
+        return progress["stage_index"], progress["step"]
+
+    # -- the run -----------------------------------------------------------------------
+    @property
+    def total_model_steps(self) -> int:
+        return sum(steps for name, steps in self.stages if name != "bank")
+
+    def run(self, resume: bool = True) -> TrainResult:
+        start = time.monotonic()
+        first_stage, first_step = self._restore() if resume else (0, 0)
+        done_before = sum(steps for _, steps in self.stages[:first_stage]) + first_step
+        global_step = done_before
+        r = self.recipe
+        for stage_index, (stage, steps) in enumerate(self.stages):
+            if stage_index < first_stage:
+                continue
+            if stage == "mix" and self.teacher is None:
+                self.teacher = copy.deepcopy(self.model).eval()
+                self.teacher.requires_grad_(False)
+            if stage == "bank":
+                self.model.requires_grad_(False)
+                self.model.eval()
+            begin = first_step if stage_index == first_stage else 0
+            for step in range(begin, steps):
+                if self.cancel.is_set():
+                    raise Cancelled("training cancelled; the last saved state is kept for --resume")
+                loss = (
+                    self._bank_step(stage_index, step)
+                    if stage == "bank"
+                    else self._model_step(stage_index, stage, step)
+                )
+                global_step += 1
+                event = TrainEvent(stage, global_step, self.total, loss, self._last_lr)
+                if (
+                    r.run.eval_every
+                    and global_step % r.run.eval_every == 0
+                    and self.val_set is not None
+                ):
+                    event.metrics = validate(self.current_model(), self.val_set, r.data.chip_size)
+                self.events(event)
+                if (step + 1) % r.run.checkpoint_every == 0 or step + 1 == steps:
+                    self._save(stage_index, step + 1) if step + 1 < steps else self._save(
+                        stage_index + 1, 0
+                    )
+            if stage == "bank":
+                for p in self.model.parameters():
+                    p.requires_grad_(True)
+                if self.model.config.freeze_text_encoder:
+                    self.model.text_encoder.encoder.requires_grad_(False)
+            first_step = 0
+        return self._finish(time.monotonic() - start, global_step)
+
+    def current_model(self) -> SaymapModel:
+        return self.teacher if self.teacher is not None else self.model
+
+    def _finish(self, seconds: float, steps: int) -> TrainResult:
+        final = self.current_model().eval()
+        notes: list[str] = []
+        metrics: dict[str, float] = {}
+        if self.val_set is not None and len(self.val_set):
+            metrics = validate(final, self.val_set, self.recipe.data.chip_size)
+            if (
+                self.recipe.wrel.method == "lrb-wrel"
+                and self.recipe.wrel.class_bank
+                and self.pools.weak
+            ):
+                metrics, note = self._try_class_bank(final, metrics)
+                notes.append(note)
+        card = {
+            "recipe": self.recipe.to_dict(),
+            "method": self.recipe.wrel.method,
+            "steps": steps,
+            "train_samples": {"full": len(self.pools.full), "weak": len(self.pools.weak)},
+            "classes": self.pools.classes,
+            "validation": metrics,
+            "seconds": round(seconds, 1),
+            "device": str(self.device),
+            "notes": notes,
+        }
+        model_dir = save_model(final, self.out_dir / "model", card)
+        self.events(
+            TrainEvent("done", steps, self.total, metrics=metrics, message=f"saved {model_dir}")
+        )
+        return TrainResult(model_dir, metrics, steps, seconds, notes)
+
+    def _try_class_bank(
+        self, model: SaymapModel, metrics: dict[str, float]
+    ) -> tuple[dict[str, float], str]:
+        """Keep the class-level bank only if class-name prompts measure better with it."""
+        config = model.config
+        config.bank_classes = list(self.pools.classes)
+        model.class_bank = ReferenceBank(
+            len(self.pools.classes), config.max_tokens, config.text_hidden_size
+        ).to(self.device)
+        with torch.no_grad():
+            model.class_bank.entries.copy_(self.class_bank.entries)
+        with_bank = validate(model, self.val_set, self.recipe.data.chip_size)
+        key = "weak/mIoU"
+        before, after = metrics.get(key, 0.0), with_bank.get(key, 0.0)
+        if with_bank.get(key, -1.0) > metrics.get(key, -1.0):
+            return (
+                with_bank,
+                f"class-level bank kept: weak mIoU {before:.4f} -> {after:.4f}",
+            )
+        config.bank_classes = []
+        model.class_bank = None
+        return (
+            metrics,
+            f"class-level bank dropped: weak mIoU {before:.4f}, {after:.4f} with it",
+        )
+
+
+def train(
+    recipe: Recipe,
+    out_dir: str | Path,
+    train_set: SampleDataset,
+    val_set: SampleDataset | None = None,
+    *,
+    events: EventSink | None = None,
+    cancel: threading.Event | None = None,
+    resume: bool = True,
+) -> TrainResult:
+    """Train per the recipe into out_dir (state/ for resuming, model/ for the result)."""
+    if len(train_set) == 0:
+        raise DatasetError("the training set is empty")
+    return Trainer(recipe, Path(out_dir), train_set, val_set, events, cancel).run(resume=resume)

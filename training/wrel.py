@@ -1,0 +1,89 @@
+"""WREL's data side and LRB-WREL's teacher: which samples are weak or full, how batches mix
+them, and the EMA teacher's momentum schedule ("Understanding What Is Not Said", 2025)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from saymap.training.samples import Sample, SampleDataset
+
+
+@dataclass(frozen=True)
+class Pools:
+    """Indices into the training set: `full` keep their sentence, `weak` are class names."""
+
+    full: list[int]
+    weak: list[int]
+    classes: list[str]  # sorted class names of the weak samples (class-level bank order)
+    weak_class: list[int]  # class index of each weak sample, aligned with `weak`
+
+
+def _keep_full(sample_id: str, ratio: float, seed: int) -> bool:
+    """Deterministic per sample and seed, independent of dataset order."""
+    digest = hashlib.sha256(f"{seed}:{sample_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < ratio
+
+
+def split_pools(dataset: SampleDataset, full_ratio: float, seed: int) -> Pools:
+    """Keep `full_ratio` of the full expressions (the WREL setting); every weak one stays."""
+    full, weak, weak_names = [], [], []
+    for i in range(len(dataset)):
+        sample: Sample = dataset[i]
+        if sample.kind == "full":
+            if full_ratio >= 1.0 or _keep_full(sample.sample_id, full_ratio, seed):
+                full.append(i)
+        else:
+            weak.append(i)
+            weak_names.append(sample.class_name)
+    classes = sorted(set(weak_names))
+    index = {c: k for k, c in enumerate(classes)}
+    return Pools(full, weak, classes, [index[c] for c in weak_names])
+
+
+def draw_batch(
+    pools: Pools, batch: int, full_share: float | None, seed: int, stage: int, step: int
+) -> list[tuple[int, bool]]:
+    """(dataset index, is_weak) pairs for one step; a pure function of its arguments, so a
+    resumed run draws exactly the batches the killed one would have."""
+    rng = np.random.default_rng([seed, stage, step])
+    if not pools.weak:
+        full_share = 1.0
+    elif not pools.full:
+        full_share = 0.0
+    elif full_share is None:
+        full_share = len(pools.full) / (len(pools.full) + len(pools.weak))
+    n_full = (
+        int(rng.binomial(batch, full_share)) if 0 < full_share < 1 else round(batch * full_share)
+    )
+    picks = (
+        [(int(pools.full[j]), False) for j in rng.integers(0, len(pools.full), n_full)]
+        if n_full
+        else []
+    )
+    n_weak = batch - n_full
+    if n_weak:
+        picks += [(int(j), True) for j in rng.integers(0, len(pools.weak), n_weak)]
+    return picks  # weak entries hold the position in pools.weak, not the dataset index
+
+
+def ema_momentum(epoch: float) -> float:
+    """0.95 -> 0.99 over the first epoch, -> 0.999 by the third, then 0.9995 (published code)."""
+    if epoch < 1.0:
+        return 0.95 + 0.04 * epoch
+    if epoch < 3.0:
+        return 0.99 + 0.009 * (epoch - 1.0) / 2.0
+    return 0.9995
+
+
+@torch.no_grad()
+def ema_update(teacher: nn.Module, student: nn.Module, momentum: float) -> None:
+    for t, s in zip(teacher.parameters(), student.parameters(), strict=True):
+        if s.requires_grad:
+            t.mul_(momentum).add_(s.detach(), alpha=1.0 - momentum)
+    for t, s in zip(teacher.buffers(), student.buffers(), strict=True):
+        t.copy_(s)
