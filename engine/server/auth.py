@@ -1,0 +1,38 @@
+"""The bearer-token dependency every router except health attaches."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from saymap.engine.server.settings import Settings, get_settings
+
+# auto_error=False: we answer 401 ourselves (HTTPBearer's own answer varies between versions).
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="The token `saymap serve` writes to <data_dir>/token at each start.",
+)
+
+
+def verify_token(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    settings: Annotated[Settings, Depends(get_settings)],
+) -> None:
+    """Refuse a request unless it carries this start's token (constant-time comparison)."""
+    if credentials is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "missing token: send 'Authorization: Bearer <token>' with the token from "
+            f"{settings.token_path}",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    given = credentials.credentials.encode("utf-8", "surrogatepass")
+    if not settings.token or not secrets.compare_digest(given, settings.token.encode("utf-8")):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            f"wrong token: the engine writes a new one to {settings.token_path} at each start",
+            headers={"WWW-Authenticate": "Bearer"},
+        )

@@ -1,0 +1,187 @@
+"""Starting the engine: token, socket, port file, uvicorn; and cleaning up on a clean stop.
+
+The port file is written only once uvicorn is accepting connections, so a client that finds
+it can connect at once; it is removed on a clean shutdown (a stale one, left by a killed
+engine, is recognised by its dead pid).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import logging
+import os
+import secrets
+import socket
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from saymap.engine.errors import AccessError
+from saymap.engine.server.settings import API_VERSION, Settings
+from saymap.engine.server.store import now_iso
+from saymap.engine.version import __version__
+
+log = logging.getLogger(__name__)
+
+MIN_TOKEN_CHARS = 32
+REMOTE_RISK = (
+    "--allow-remote exposes the engine to the network: anyone who learns the token can make "
+    "it read any raster and write files wherever this user may, and plain HTTP sends the "
+    "token in clear text. Use it only on a trusted network, behind a firewall or a TLS proxy."
+)
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file readable by this user only (mode 0600), atomically."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        os.chmod(tmp, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def read_token_file(path: Path) -> str:
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AccessError(f"cannot read the token file {path}: {exc}") from exc
+    if len(token) < MIN_TOKEN_CHARS:
+        raise AccessError(
+            f"the token in {path} is too short: use at least {MIN_TOKEN_CHARS} random characters "
+            "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
+    return token
+
+
+def choose_token(host: str, allow_remote: bool, token_file: Path | None) -> str:
+    """The token to require; refuses a non-loopback host unless allowed and given a token."""
+    if not is_loopback(host):
+        if not allow_remote:
+            raise AccessError(
+                f"refusing to listen on {host}: the engine listens on 127.0.0.1 only; "
+                "pass --allow-remote (with --token-file) if you really mean it"
+            )
+        if token_file is None:
+            raise AccessError(
+                "--allow-remote needs --token-file FILE: a remote client cannot read the "
+                f"engine's own token file, so the token must be one you share on purpose. "
+                f"{REMOTE_RISK}"
+            )
+    return read_token_file(token_file) if token_file is not None else new_token()
+
+
+def running_engine(port_file: Path) -> dict[str, Any] | None:
+    """The port file's content if the engine it names is still alive, else None."""
+    try:
+        info = json.loads(port_file.read_text(encoding="utf-8"))
+        pid = int(info["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if pid == os.getpid():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return info  # alive, another user's
+    return info
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise AccessError(f"cannot listen on {host}:{port}: {exc}") from exc
+    sock.set_inheritable(True)
+    return sock
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, plus a callback once it is really accepting connections."""
+
+    def __init__(self, config: uvicorn.Config, on_ready: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_ready = on_ready
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if not self.should_exit:
+            self._on_ready()
+
+
+def serve(
+    settings: Settings,
+    port: int = 0,
+    *,
+    preload: bool = True,
+    announce: Callable[[str], None] = log.info,
+) -> None:
+    """Run the engine until SIGINT/SIGTERM; blocks. `settings.token` is already chosen."""
+    from saymap.engine.server.app import create_app
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    other = running_engine(settings.port_file)
+    if other is not None:
+        raise AccessError(
+            f"an engine (pid {other.get('pid')}) already serves {settings.data_dir} on port "
+            f"{other.get('port')}; stop it first or use another --data-dir"
+        )
+    write_private(settings.token_path, settings.token + "\n")
+    sock = bind(settings.host, port)
+    actual_port = sock.getsockname()[1]
+    url_host = f"[{settings.host}]" if ":" in settings.host else settings.host
+
+    def ready() -> None:
+        info = {
+            "host": settings.host,
+            "port": actual_port,
+            "pid": os.getpid(),
+            "version": __version__,
+            "api_version": API_VERSION,
+            "token_path": str(settings.token_path),
+            "started_at": now_iso(),
+        }
+        write_private(settings.port_file, json.dumps(info, indent=2) + "\n")
+        announce(f"saymap engine listening on http://{url_host}:{actual_port}")
+
+    config = uvicorn.Config(
+        create_app(settings, preload=preload),
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+    )
+    try:
+        _Server(config, ready).run(sockets=[sock])
+    finally:
+        sock.close()
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            if json.loads(settings.port_file.read_text())["pid"] == os.getpid():
+                settings.port_file.unlink()

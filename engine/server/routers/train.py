@@ -1,0 +1,27 @@
+"""POST /v1/train: a dataset and a recipe → a job that ends by registering a model."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, status
+
+from saymap.engine.server.auth import verify_token
+from saymap.engine.server.routers import errors
+from saymap.engine.server.routers.jobs import job_info
+from saymap.engine.server.schemas import JobInfo, TrainRequest
+from saymap.engine.server.state import EngineState, get_engine
+from saymap.engine.server.validation import check_train
+
+router = APIRouter(tags=["jobs"], dependencies=[Depends(verify_token)], responses=errors(401))
+
+
+@router.post(
+    "/v1/train",
+    response_model=JobInfo,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=errors(400, 409, 413, 422),
+)
+def train(body: TrainRequest, engine: Annotated[EngineState, Depends(get_engine)]) -> JobInfo:
+    """Queue a fine-tuning run; the model is registered under `name` when it succeeds."""
+    return job_info(engine.jobs.submit("train", check_train(body)))

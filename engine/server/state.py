@@ -1,0 +1,27 @@
+"""What the routers share: the job manager, the warm models, the devices found at start."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request
+
+from saymap.engine.server.jobs import JobManager
+from saymap.engine.server.models_cache import ModelCache
+from saymap.engine.server.settings import Settings
+
+
+@dataclass
+class EngineState:
+    settings: Settings
+    jobs: JobManager
+    models: ModelCache
+    devices: list[dict[str, Any]]
+    auto_device: dict[str, Any]
+    torch_version: str
+
+
+def get_engine(request: Request) -> EngineState:
+    """A dependency: the state the app's lifespan built."""
+    return request.app.state.engine

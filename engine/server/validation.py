@@ -1,0 +1,150 @@
+"""Checks that need the file system, run before a job is queued so refusals are 4xx at once.
+
+A job that fails an hour later because its output folder was read-only is a poor answer
+to a request that could have been refused on the spot.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import shapely
+import shapely.errors
+from fastapi import HTTPException, status
+from shapely.geometry import MultiPolygon, Polygon
+
+from saymap.engine import registry
+from saymap.engine.errors import ModelNotFoundError, SaymapError
+from saymap.engine.server.schemas import AOI as AOIBody
+from saymap.engine.server.schemas import SegmentRequest, TrainRequest
+
+
+def bad_request(detail: str) -> HTTPException:
+    return HTTPException(status.HTTP_400_BAD_REQUEST, detail)
+
+
+def _stat(path: str, label: str) -> os.stat_result | None:
+    """os.stat that turns every failure into 'absent' or a 400, never a 500."""
+    try:
+        return os.stat(path)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise bad_request(f"the {label} path {path!r} cannot be used: {exc}") from exc
+
+
+def check_input_file(path: str, label: str) -> None:
+    """An existing regular file (not a folder, device or pipe that would hang a reader)."""
+    info = _stat(path, label)
+    if info is None:
+        raise bad_request(f"the {label} {path} does not exist; give the absolute path of a file")
+    if not stat.S_ISREG(info.st_mode):
+        raise bad_request(f"the {label} {path} is not a regular file")
+    if not os.access(path, os.R_OK):
+        raise bad_request(f"the {label} {path} is not readable by the engine's user")
+
+
+def check_output(path: str, overwrite: bool) -> None:
+    """The folder exists and is writable; an existing file only with overwrite (else 409)."""
+    folder = str(Path(path).parent)
+    info = _stat(folder, "output folder")
+    if info is None or not stat.S_ISDIR(info.st_mode):
+        raise bad_request(f"the output folder {folder} does not exist; create it first")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise bad_request(f"the output folder {folder} is not writable by the engine's user")
+    existing = _stat(path, "output")
+    if existing is None:
+        return
+    if not stat.S_ISREG(existing.st_mode):
+        raise bad_request(f"the output {path} exists and is not a file")
+    if not overwrite:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"the output {path} already exists; choose another name or send overwrite: true",
+        )
+
+
+def resolve_model(name: str | None) -> str:
+    """The registered model a job will use (the active one when none is named)."""
+    chosen = name or registry.active_name()
+    try:
+        return registry.find(chosen).name
+    except ModelNotFoundError as exc:
+        raise bad_request(str(exc)) from exc
+    except SaymapError as exc:
+        raise bad_request(f"model {chosen!r} cannot be used: {exc}") from exc
+
+
+def check_device(requested: str) -> None:
+    from saymap.engine.device import choose_device
+
+    try:
+        choose_device(requested)
+    except SaymapError as exc:
+        raise bad_request(str(exc)) from exc
+
+
+def build_aoi(body: AOIBody) -> Any:
+    """The request's AOI as the engine's AOI object (bounds or a WKT polygon, in body.crs)."""
+    from saymap.engine.aoi import AOI, aoi_from_bounds
+
+    if body.bounds is not None:
+        return aoi_from_bounds(*body.bounds, crs=body.crs)
+    try:
+        geometry = shapely.from_wkt(body.wkt)
+    except (shapely.errors.GEOSException, ValueError, TypeError) as exc:
+        raise bad_request(f"the AOI's wkt is not a WKT geometry: {exc}") from exc
+    if not isinstance(geometry, Polygon | MultiPolygon) or geometry.is_empty:
+        raise bad_request("the AOI's wkt must be a non-empty POLYGON or MULTIPOLYGON")
+    if not geometry.is_valid:
+        geometry = shapely.make_valid(geometry)
+    return AOI(geometry, body.crs, "WKT AOI")
+
+
+def check_segment(request: SegmentRequest) -> dict[str, Any]:
+    """Everything checkable before queueing; returns the request to store, model resolved."""
+    from saymap.engine.aoi import resolve_region
+    from saymap.engine.raster import open_raster
+
+    check_input_file(request.raster, "raster")
+    if os.path.normcase(os.path.abspath(request.output)) == os.path.normcase(
+        os.path.abspath(request.raster)
+    ):
+        raise bad_request("the output must not be the raster itself")
+    check_output(request.output, request.overwrite)
+    model = resolve_model(request.model)
+    check_device(request.device)
+    if (
+        request.tile is not None
+        and request.overlap is not None
+        and request.overlap * 2 >= request.tile
+    ):
+        raise bad_request(
+            f"overlap {request.overlap} is too large for tile {request.tile}: "
+            "it must be less than half the tile"
+        )
+    try:
+        spec = open_raster(request.raster, bands=request.bands, assume_crs=request.assume_crs)
+        if request.aoi is not None:
+            resolve_region(spec, build_aoi(request.aoi))
+    except SaymapError as exc:
+        raise bad_request(str(exc)) from exc
+    return {**request.model_dump(), "model": model}
+
+
+def check_train(request: TrainRequest) -> dict[str, Any]:
+    """Dataset files exist, the new name is free, the base model is registered."""
+    if registry.exists(request.name):
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"a model named {request.name!r} is already registered; choose another name",
+        )
+    base = resolve_model(request.base_model)
+    for raster in request.dataset.rasters:
+        check_input_file(raster, "training raster")
+    check_input_file(request.dataset.labels, "labels file")
+    check_device(request.device)
+    return {**request.model_dump(), "base_model": base}
