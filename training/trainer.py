@@ -26,8 +26,10 @@ import torch
 
 from saymap.engine.errors import Cancelled, DatasetError
 from saymap.engine.model import SaymapConfig, SaymapModel, load_model, save_model
+from saymap.engine.model.outputs import SegmentationOutput, TextFeatures
 from saymap.engine.model.reference_bank import ReferenceBank
 from saymap.training.batching import TextCache, autocast, banked_text, to_tensors, validate
+from saymap.training.dmols import DualModalObjectLearning
 from saymap.training.losses import segmentation_loss
 from saymap.training.recipe import Recipe
 from saymap.training.samples import SampleDataset
@@ -99,7 +101,15 @@ class Trainer:
         self.stages = self._plan()
         self.total = sum(steps for _, steps in self.stages)
         self.text = TextCache(self.model)
+        config = self.model.config
+        self.dmols = (
+            DualModalObjectLearning(config.hidden_sizes[2], config.text_hidden_size).to(self.device)
+            if recipe.loss.dmols_weight > 0
+            else None
+        )
         params = [p for p in self.model.parameters() if p.requires_grad]
+        if self.dmols is not None:
+            params += list(self.dmols.parameters())
         self.optimizer = torch.optim.AdamW(
             params, lr=recipe.optim.lr, weight_decay=recipe.optim.weight_decay
         )
@@ -202,9 +212,9 @@ class Trainer:
         if full:
             samples = [self.train_set[i] for i in full]
             pixels, masks = to_tensors(samples, size, self.device)
-            with autocast(self.device):
-                out = self.model(pixels, self.text([s.expression for s in samples]))
-            losses.append(segmentation_loss(out, masks, self.recipe.loss) * len(full))
+            text = self.text([s.expression for s in samples])
+            out, loss = self._forward_loss(pixels, text, masks)
+            losses.append(loss * len(full))
             count += len(full)
         if weak:
             samples = [self.train_set[self.pools.weak[j]] for j in weak]
@@ -219,9 +229,7 @@ class Trainer:
                     )
             else:  # naive WREL: the class name as it is
                 text = self.text([s.expression for s in samples])
-            with autocast(self.device):
-                out = self.model(pixels, text)
-            loss = segmentation_loss(out, masks, self.recipe.loss)
+            out, loss = self._forward_loss(pixels, text, masks)
             if (
                 stage == "mix"
                 and self.teacher is not None
@@ -236,6 +244,23 @@ class Trainer:
             losses.append(loss * len(weak))
             count += len(weak)
         return sum(losses) / count
+
+    def _forward_loss(
+        self, pixels: torch.Tensor, text: TextFeatures, masks: torch.Tensor
+    ) -> tuple[SegmentationOutput, torch.Tensor]:
+        """The segmentation loss, plus D-MOLS on the stride-16 features when it is on."""
+        with autocast(self.device):
+            out = self.model(pixels, text, output_features=self.dmols is not None)
+            loss = segmentation_loss(out, masks, self.recipe.loss)
+            if self.dmols is not None and out.features is not None and out.words is not None:
+                aux = self.dmols(
+                    out.features[2],
+                    out.words,
+                    text.expand(pixels.shape[0]).mask,
+                    self.recipe.loss.dmols_mask_ratio,
+                )
+                loss = loss + self.recipe.loss.dmols_weight * aux
+        return out, loss
 
     def _bank_step(self, stage_index: int, step: int) -> float:
         picks = self._draw(stage_index, "bank", step)
@@ -269,6 +294,8 @@ class Trainer:
             },
             "banks": {"sample": self.sample_bank.entries, "class": self.class_bank.entries},
         }
+        if self.dmols is not None:
+            modules["dmols"] = self.dmols.state_dict()
         if self.teacher is not None:
             modules["teacher"] = {
                 k: v for k, v in self.teacher.state_dict().items() if k in modules["model"]
@@ -290,6 +317,8 @@ class Trainer:
         with torch.no_grad():
             self.sample_bank.entries.copy_(state["modules"]["banks"]["sample"])
             self.class_bank.entries.copy_(state["modules"]["banks"]["class"])
+        if self.dmols is not None:
+            self.dmols.load_state_dict(state["modules"]["dmols"])
         if "teacher" in state["modules"]:
             self.teacher = copy.deepcopy(self.model)
             self.teacher.load_state_dict(state["modules"]["teacher"], strict=False)

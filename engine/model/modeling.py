@@ -100,7 +100,9 @@ class SaymapModel(nn.Module):
     def trainable_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
-    def forward(self, pixel_values: torch.Tensor, text: TextFeatures) -> SegmentationOutput:
+    def forward(
+        self, pixel_values: torch.Tensor, text: TextFeatures, output_features: bool = False
+    ) -> SegmentationOutput:
         """pixel_values: (N, 3, H, W) in [0, 1], H and W multiples of 32."""
         self._check_pixels(pixel_values)
         n, _, height, width = pixel_values.shape
@@ -124,6 +126,8 @@ class SaymapModel(nn.Module):
         target, background = self.decoder(features, sentence)
         logits = target - background if background is not None else target
         logits = F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)
+        if output_features:
+            return SegmentationOutput(logits, target, background, features, words)
         return SegmentationOutput(logits, target, background)
 
     def _check_pixels(self, pixel_values: torch.Tensor) -> None:

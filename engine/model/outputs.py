@@ -43,3 +43,6 @@ class SegmentationOutput:
     logits: torch.Tensor
     target_logits: torch.Tensor
     background_logits: torch.Tensor | None = None
+    # Only with output_features=True (training objectives such as D-MOLS read them):
+    features: list[torch.Tensor] | None = None  # 4 language-aware maps, strides 4..32
+    words: torch.Tensor | None = None  # (B, L, D_text) after the last alignment

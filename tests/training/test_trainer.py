@@ -135,3 +135,25 @@ def test_resume_after_kill_9_matches_an_uninterrupted_run(tmp_path: Path) -> Non
     run_training(tmp_path / "killed", recipe, kill_after_state=True)
     resumed = run_training(tmp_path / "killed", recipe)
     assert resumed == pytest.approx(straight, abs=1e-6)
+
+
+def test_dmols_objective_trains_its_heads(tmp_path: Path) -> None:
+    from saymap.training.dmols import DualModalObjectLearning
+
+    torch.manual_seed(0)
+    head = DualModalObjectLearning(160, 384)
+    visual = torch.randn(2, 160, 4, 4, requires_grad=True)
+    words = torch.randn(2, 20, 384, requires_grad=True)
+    mask = torch.zeros(2, 20, dtype=torch.bool)
+    mask[:, :5] = True
+    loss = head(visual, words, mask, ratio=0.5)
+    loss.backward()
+    assert torch.isfinite(loss) and loss > 0
+    assert visual.grad is not None and visual.grad.abs().sum() > 0  # reaches the backbone
+    assert words.grad[:, 5:].abs().sum() == 0  # padding words are never reconstructed
+
+    recipe = small_recipe("naive-wrel")
+    recipe["optim"]["steps"] = 2
+    recipe["loss"] = {"dmols_weight": 0.5}
+    result = train(recipe_from_dict(recipe), tmp_path, painted_samples(2))
+    assert "dmols" not in "".join(load_model(result.model_dir).state_dict())  # off at inference
