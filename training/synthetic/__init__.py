@@ -1,0 +1,1 @@
+"""The synthetic referring benchmark: aerial-like scenes, instance masks and sentences."""
