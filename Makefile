@@ -4,17 +4,26 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.saymap-setup
+# QGIS (Debian's packages) and the plugin's test venv, made from QGIS's own Python.
+QGIS_VENV ?= .venv-qgis
+QGIS_STAMP := $(QGIS_VENV)/.saymap-setup
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup demo test test-engine lint bench package clean
+.PHONY: setup demo test test-engine lint bench package clean setup-qgis test-plugin screenshots
 
-setup: $(STAMP)
+setup: $(STAMP) $(QGIS_STAMP)
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh $(VENV)
 	touch $(STAMP)
+
+$(QGIS_STAMP): scripts/setup_qgis.sh
+	bash scripts/setup_qgis.sh $(QGIS_VENV)
+	touch $(QGIS_STAMP)
+
+setup-qgis: $(QGIS_STAMP)
 
 demo: setup
 	$(PY) scripts/demo.py $(if $(IMAGE),--image "$(IMAGE)") $(if $(PROMPT),--prompt "$(PROMPT)")
@@ -26,7 +35,16 @@ lint: setup
 test-engine: setup
 	$(PY) -m pytest -q tests/engine tests/training tests/test_packaging.py
 
-test: lint test-engine
+test-plugin: setup
+	QT_QPA_PLATFORM=offscreen $(QGIS_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/plugin
+
+test: lint test-engine test-plugin
+
+package:
+	python3 scripts/package_plugin.py
+
+screenshots: setup
+	bash scripts/screenshots.sh
 
 bench: setup
 	$(PY) scripts/bench.py

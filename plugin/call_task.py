@@ -1,0 +1,62 @@
+"""Run one blocking call (an HTTP request) off the GUI thread and hand the answer back.
+
+A QgsTask's run() works in a worker thread; finished() runs on the GUI thread, so the
+callbacks may touch widgets. Errors are the plugin's own (SayMapPluginError) or OSError.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from qgis.core import QgsApplication, QgsTask
+
+from .errors import SayMapPluginError
+
+# Tasks must stay referenced until finished() ran, or Python collects them mid-flight.
+_RUNNING: set[CallTask] = set()
+
+
+class CallTask(QgsTask):
+    """Calls `work()` in a worker thread, then `on_done(result)` or `on_error(message)`."""
+
+    def __init__(
+        self,
+        description: str,
+        work: Callable[[], Any],
+        on_done: Callable[[Any], None],
+        on_error: Callable[[str], None],
+    ) -> None:
+        super().__init__(description, QgsTask.CanCancel)
+        self._work = work
+        self._on_done = on_done
+        self._on_error = on_error
+        self._result: Any = None
+        self._error = ""
+
+    def run(self) -> bool:
+        try:
+            self._result = self._work()
+        except (SayMapPluginError, OSError, ValueError) as exc:
+            self._error = str(exc)
+            return False
+        return True
+
+    def finished(self, result: bool) -> None:
+        _RUNNING.discard(self)
+        if result:
+            self._on_done(self._result)
+        else:
+            self._on_error(self._error or "cancelled")
+
+
+def call_in_background(
+    description: str,
+    work: Callable[[], Any],
+    on_done: Callable[[Any], None],
+    on_error: Callable[[str], None],
+) -> CallTask:
+    task = CallTask(description, work, on_done, on_error)
+    _RUNNING.add(task)
+    QgsApplication.taskManager().addTask(task)
+    return task

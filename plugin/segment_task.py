@@ -1,0 +1,76 @@
+"""The toolbar's run as a QgsTask: progress in the task manager, Cancel deletes the job,
+the GUI never waits. run() works in a worker thread; finished() hands back on the GUI thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+from qgis.core import QgsFeedback, QgsTask
+from qgis.PyQt.QtCore import pyqtSignal
+
+from .engine_client import Endpoint, EngineClient, JobInfo, SegmentRequest
+from .errors import JobCancelled, SayMapPluginError
+from .jobs import run_segment
+from .raster_export import ExportPlan, write_export
+
+
+class SegmentTask(QgsTask):
+    """Export (when needed), post /v1/segment, follow the job; never raises out of run()."""
+
+    status = pyqtSignal(str)  # the engine's message for the job, for the toolbar
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        request: SegmentRequest,
+        on_done: Callable[[JobInfo], None],
+        on_failed: Callable[[str], None],
+        on_cancelled: Callable[[], None],
+        export: ExportPlan | None = None,
+    ) -> None:
+        super().__init__(f"SayMap: {'; '.join(request.prompts)}", QgsTask.CanCancel)
+        self.endpoint = endpoint
+        self.request = request
+        self.export = export
+        self.job: JobInfo | None = None
+        self.error = ""
+        self.was_cancelled = False
+        self._on_done = on_done
+        self._on_failed = on_failed
+        self._on_cancelled = on_cancelled
+
+    def run(self) -> bool:
+        try:
+            request = self.request
+            if self.export is not None:
+                self.status.emit("exporting the raster for the engine")
+                feedback = QgsFeedback()
+                path = write_export(self.export, feedback)
+                if self.isCanceled():
+                    raise JobCancelled("Cancelled; no layer was added.")
+                request = replace(request, raster=str(path))
+            client = EngineClient(self.endpoint)
+            self.job = run_segment(client, request, self._progress, self.isCanceled)
+        except JobCancelled:
+            self.was_cancelled = True
+            return False
+        except (SayMapPluginError, OSError) as exc:
+            self.error = str(exc)
+            return False
+        return True
+
+    def _progress(self, job: JobInfo) -> None:
+        self.job = job
+        self.setProgress(max(0.0, min(100.0, job.progress * 100.0)))
+        if job.message:
+            self.status.emit(job.message)
+
+    def finished(self, result: bool) -> None:
+        if result and self.job is not None:
+            self._on_done(self.job)
+        elif self.was_cancelled or (self.isCanceled() and not self.error):
+            self._on_cancelled()
+        else:
+            self._on_failed(self.error or "The SayMap task stopped without an answer.")
