@@ -63,7 +63,7 @@ def aoi_from_bounds(
 ) -> AOI:
     if not (minx < maxx and miny < maxy):
         raise AOIError(
-            f"AOI bounds must be minx<maxx and miny<maxy; got {minx},{miny},{maxx},{maxy}"
+            f"AOI bounds must have minx < maxx and miny < maxy; got {minx},{miny},{maxx},{maxy}"
         )
     return AOI(box(minx, miny, maxx, maxy), crs, f"bounds {minx},{miny},{maxx},{maxy}")
 
@@ -105,6 +105,13 @@ def read_aoi_file(path: str | os.PathLike[str], crs: str | None = None) -> AOI:
     raise AOIError(f"AOI file {path} has no CRS; add it after an @, e.g. {path}@EPSG:32633")
 
 
+def _is_file(text: str) -> bool:
+    try:
+        return Path(text).is_file()
+    except (OSError, ValueError):  # a WKT CRS after the @ makes a name too long for a path
+        return False
+
+
 def parse_aoi(text: str) -> AOI:
     """--aoi: 'minx,miny,maxx,maxy[@CRS]', a WKT or GeoJSON polygon [@CRS], or a file[@CRS].
 
@@ -114,12 +121,12 @@ def parse_aoi(text: str) -> AOI:
     text = text.strip()
     if not text:
         raise AOIError("the AOI is empty")
-    if Path(text).is_file():
+    if _is_file(text):
         return read_aoi_file(text)
     body, _, crs_text = text.partition("@")
     body = body.strip()
     crs = crs_text.strip() or None
-    if Path(body).is_file():
+    if _is_file(body):
         return read_aoi_file(body, crs)
     if _BOUNDS.match(body):
         minx, miny, maxx, maxy = (float(v) for v in body.split(","))
@@ -182,7 +189,10 @@ def to_raster_crs(aoi: AOI, spec: RasterSpec) -> BaseGeometry:
 
     moved = shapely.transform(dense, project)
     if not np.all(np.isfinite(shapely.get_coordinates(moved))):
-        raise AOIError(f"{aoi.label} cannot be expressed in the raster's CRS")
+        raise AOIError(
+            f"{aoi.label} does not overlap the raster: it lies outside what the raster's CRS "
+            "can express (check the AOI's CRS)"
+        )
     return shapely.make_valid(moved)
 
 

@@ -31,10 +31,11 @@ from rasterio.windows import transform as window_transform
 from saymap.engine.aoi import AOI, Region, resolve_region
 from saymap.engine.blend import RowBandBlender
 from saymap.engine.device import autocast_for, choose_device
-from saymap.engine.errors import Cancelled, OptionError, PromptError
+from saymap.engine.errors import Cancelled, OptionError
 from saymap.engine.model.outputs import SegmentationOutput, TextFeatures
 from saymap.engine.output import GeoPackageWriter, check_output_path
 from saymap.engine.prefetch import TileData, prefetched_tiles
+from saymap.engine.prompt import check_prompts, token_warnings
 from saymap.engine.raster import RasterSpec, open_raster
 from saymap.engine.tiling import TileGrid
 from saymap.engine.vectorize import VectorizeOptions, vectorize_to_geopackage
@@ -67,7 +68,7 @@ class Segmenter(Protocol):
 
 @dataclass(frozen=True)
 class SegmentOptions:
-    tile_size: int | None = None  # None: the model's own tile size
+    tile: int | None = None  # tile side in pixels; None: the model's own tile size
     overlap: int = 64
     batch_size: int = 4
     threshold: float = 0.5
@@ -86,8 +87,8 @@ class SegmentOptions:
             raise OptionError(f"threshold must be in [0, 1), got {self.threshold}")
         if self.batch_size < 1:
             raise OptionError(f"batch size must be at least 1, got {self.batch_size}")
-        if self.tile_size is not None and self.tile_size < 1:
-            raise OptionError(f"tile size must be positive, got {self.tile_size}")
+        if self.tile is not None and self.tile < 1:
+            raise OptionError(f"tile size must be positive, got {self.tile}")
         if self.overlap < 0:
             raise OptionError(f"overlap must be 0 or more, got {self.overlap}")
 
@@ -106,7 +107,7 @@ class SegmentResult:
     run_id: str
     model_name: str
     prompts: tuple[str, ...]
-    features: int
+    n_features: int
     features_per_prompt: dict[str, int]
     tiles: int
     tiles_run: int  # tiles with at least one valid pixel (the others skip the model)
@@ -122,34 +123,6 @@ class SegmentResult:
     @property
     def tiles_per_second(self) -> float:
         return self.tiles / self.seconds if self.seconds > 0 else 0.0
-
-
-def check_prompts(prompts: Sequence[str]) -> list[str]:
-    """PromptError on no prompt or an empty one; whitespace trimmed."""
-    if isinstance(prompts, str):
-        prompts = [prompts]
-    cleaned = [" ".join(str(p).split()) for p in prompts]
-    if not cleaned or any(not p for p in cleaned):
-        raise PromptError('the prompt is empty: say what to map, e.g. "storage tank"')
-    return cleaned
-
-
-def _token_warnings(model: Any, prompts: Sequence[str]) -> list[str]:
-    counter = getattr(model, "count_tokens", None)
-    limit = getattr(getattr(model, "config", None), "max_tokens", None)
-    if counter is None or limit is None:
-        return []
-    warnings = []
-    for prompt in prompts:
-        count = int(counter(prompt))
-        if count > limit:
-            message = (
-                f"prompt {prompt!r} has {count} tokens; the model reads the first {limit} "
-                "(the rest is cut off)"
-            )
-            log.warning(message)
-            warnings.append(message)
-    return warnings
 
 
 def _run_batch(
@@ -300,7 +273,7 @@ def segment_raster(
     spec = open_raster(raster_path, bands=options.bands, assume_crs=options.assume_crs)
     region = resolve_region(spec, options.aoi)
     output = check_output_path(output_path, options.overwrite)
-    tile_size = options.tile_size or int(model.config.tile_size)
+    tile_size = options.tile or int(model.config.tile_size)
     stride = int(model.config.stride)
     if tile_size % stride:
         raise OptionError(f"tile size {tile_size} is not a multiple of the model stride {stride}")
@@ -310,7 +283,7 @@ def segment_raster(
     if isinstance(model, torch.nn.Module):
         model.to(device).eval()
     log.info("device: %s (%s)", device, reason)
-    warnings = _token_warnings(model, prompts)
+    warnings = token_warnings(model, prompts)
     texts = [model.encode_text([prompt]).to(device) for prompt in prompts]  # once per prompt
 
     run_id = uuid.uuid4().hex
@@ -360,7 +333,7 @@ def segment_raster(
         run_id=run_id,
         model_name=common["model"],
         prompts=tuple(prompts),
-        features=total,
+        n_features=total,
         features_per_prompt=counts,
         tiles=len(grid),
         tiles_run=ran,

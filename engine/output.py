@@ -40,7 +40,7 @@ def check_output_path(path: str | os.PathLike[str], overwrite: bool = False) -> 
     if not os.access(folder, os.W_OK):
         raise OutputError(f"output folder is not writable: {folder}")
     if target.is_dir():
-        raise OutputError(f"the output is a folder, not a file: {target}")
+        raise OutputError(f"the output {target} is a folder, not a file")
     if target.exists() and not overwrite:
         raise OutputError(f"{target} already exists; pass --overwrite to replace it")
     return target

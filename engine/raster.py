@@ -105,7 +105,7 @@ def _resolve_crs(dataset_crs: CRS | None, assume_crs: str | None, path: str) -> 
         )
     try:
         return CRS.from_user_input(assume_crs), True
-    except RasterioCRSError as exc:
+    except (RasterioCRSError, ValueError) as exc:
         raise CRSError(f"--assume-crs {assume_crs!r} is not a CRS: {exc}") from exc
 
 
