@@ -18,7 +18,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 KINDS = ("weak", "full")
-EXPRESSION_TYPES = ("class", "attribute", "position", "relation", "comparison", "group")
+# "sentence": a person's own sentence (a layer's text field, a CSV), finer type unknown.
+EXPRESSION_TYPES = ("class", "attribute", "position", "relation", "comparison", "group", "sentence")
 
 
 @dataclass(frozen=True)

@@ -77,10 +77,14 @@ def _facts_from_disk(root: Path, scene_id: str):
             "orientation": orientation or None,
         }
         for i, c, colour, shape, orientation in zip(
-            col["instance_id"], col["class"], col["colour"], col["shape"], col["orientation"],
+            col["instance_id"],
+            col["class"],
+            col["colour"],
+            col["shape"],
+            col["orientation"],
             strict=True,
         )
-    }  # fmt: skip
+    }
     return instances, measure(instances, labels)
 
 
@@ -113,8 +117,9 @@ def test_resolver_semantics_on_hand_made_objects() -> None:
 
     def obj(i, cls, x0, y0, x1, y1, colour=None, support=0):
         area = (x1 - x0) * (y1 - y0)
-        return ObjectFacts(i, cls, colour, None, None, area, (x0 + x1) / 2, (y0 + y1) / 2,
-                           x0, y0, x1, y1, support)  # fmt: skip
+        return ObjectFacts(
+            i, cls, colour, None, None, area, (x0 + x1) / 2, (y0 + y1) / 2, x0, y0, x1, y1, support
+        )
 
     objs = [
         obj(1, "building", 100, 100, 140, 140, "red"),
@@ -195,15 +200,34 @@ def test_refuses_a_non_empty_folder_and_bad_arguments(tmp_path: Path) -> None:
 def test_command_line_makes_a_dataset(tmp_path: Path) -> None:
     out = tmp_path / "cli"
     run = subprocess.run(
-        [sys.executable, "-m", "saymap.engine.cli", "data", "synth", "--out", str(out),
-         "--n", "4", "--seed", "2", "--style", "b", "--workers", "1"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "saymap.engine.cli",
+            "data",
+            "synth",
+            "--out",
+            str(out),
+            "--n",
+            "4",
+            "--seed",
+            "2",
+            "--style",
+            "b",
+            "--workers",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stderr
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["style"] == "b" and manifest["n"] == 4
     again = subprocess.run(
         [sys.executable, "-m", "saymap.engine.cli", "data", "synth", "--out", str(out), "--n", "4"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert again.returncode == 2 and "not empty" in again.stderr

@@ -17,15 +17,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     synth.add_argument("--out", type=Path, required=True, help="new (or empty) folder")
     synth.add_argument("--n", type=int, default=2000, help="number of scenes (default 2000)")
     synth.add_argument("--seed", type=int, default=0)
-    synth.add_argument("--style", choices=["a", "b"], default="a",
-                       help="rendering style; b is held out for generalisation checks")  # fmt: skip
+    synth.add_argument(
+        "--style",
+        choices=["a", "b"],
+        default="a",
+        help="rendering style; b is held out for generalisation checks",
+    )
     synth.add_argument("--size", type=int, default=256, help="scene size in pixels")
     synth.add_argument("--workers", type=int, default=None, help="processes (default: cores)")
     synth.set_defaults(func=run_synth)
 
     chips = sub.add_parser("chips", help="cut chips from rasters around a labelled layer")
-    chips.add_argument("--raster", type=Path, action="append", required=True,
-                       help="a raster (repeat for several)")  # fmt: skip
+    chips.add_argument(
+        "--raster", type=Path, action="append", required=True, help="a raster (repeat for several)"
+    )
     chips.add_argument("--labels", type=Path, required=True, help="polygon layer")
     chips.add_argument("--class-field", help="the layer's field holding the class name")
     chips.add_argument("--class-name", help="one class for every feature (no class field)")
@@ -36,8 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     chips.add_argument("--label-crs", help="CRS of the labels when the file has none")
     chips.add_argument("--chip-size", type=int, default=256)
-    chips.add_argument("--group", action="store_true",
-                       help="one sample per class and chip with all its features")  # fmt: skip
+    chips.add_argument(
+        "--group", action="store_true", help="one sample per class and chip with all its features"
+    )
     chips.add_argument("--out", type=Path, required=True, help="new (or empty) folder")
     chips.set_defaults(func=run_chips)
 
@@ -52,14 +58,23 @@ def run_synth(args: argparse.Namespace) -> int:
             log.info("%d / %d scenes", done, total)
 
     manifest = write_synthetic(
-        args.out, args.n, seed=args.seed, style=args.style, size=args.size,
-        workers=args.workers, progress=progress,
-    )  # fmt: skip
+        args.out,
+        args.n,
+        seed=args.seed,
+        style=args.style,
+        size=args.size,
+        workers=args.workers,
+        progress=progress,
+    )
     n_expr = sum(manifest["expressions"].values())
     log.info(
         "wrote %d scenes, %d expressions to %s in %.1f s (%d workers)",
-        manifest["n"], n_expr, args.out, manifest["seconds"], manifest["workers"],
-    )  # fmt: skip
+        manifest["n"],
+        n_expr,
+        args.out,
+        manifest["seconds"],
+        manifest["workers"],
+    )
     return 0
 
 

@@ -69,13 +69,21 @@ def _write_scene(root: Path, scene: Scene, transform) -> None:
     from rasterio.features import shapes
 
     h, w = scene.instances.shape
-    profile = dict(driver="GTiff", width=w, height=h, crs=CRS, transform=transform,
-                   compress="deflate")  # fmt: skip
-    with rasterio.open(root / "images" / f"{scene.scene_id}.tif", "w", count=3, dtype="uint8",
-                       photometric="RGB", **profile) as dst:  # fmt: skip
+    profile = dict(
+        driver="GTiff", width=w, height=h, crs=CRS, transform=transform, compress="deflate"
+    )
+    with rasterio.open(
+        root / "images" / f"{scene.scene_id}.tif",
+        "w",
+        count=3,
+        dtype="uint8",
+        photometric="RGB",
+        **profile,
+    ) as dst:
         dst.write(scene.image.transpose(2, 0, 1))
-    with rasterio.open(root / "instances" / f"{scene.scene_id}.tif", "w", count=1,
-                       dtype="uint16", **profile) as dst:  # fmt: skip
+    with rasterio.open(
+        root / "instances" / f"{scene.scene_id}.tif", "w", count=1, dtype="uint16", **profile
+    ) as dst:
         dst.write(scene.instances[None])
     parts: dict[int, list] = {}
     for geom, value in shapes(scene.instances, mask=scene.instances > 0, transform=transform):

@@ -1,0 +1,281 @@
+"""Training samples from what analysts have: rasters plus a polygon layer with a class field.
+
+Weak samples: a chip centred on each feature, the class name as the expression and that
+feature as the mask; or (`group=True`) a grid of chips with one sample per class present,
+masking all its features ("all buildings"). Full samples: sentences from a text field of
+the layer, or from a CSV (feature id or WKT, sentence) or GeoJSON (geometry, sentence).
+
+Everything is checked before anything is read or written: a missing class field, a class
+field empty everywhere, labels that miss every raster, or a sentence pointing at a feature
+id the layer lacks each stop with one DatasetError. Pixels are read lazily, per sample.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import shapely
+from rasterio.features import rasterize
+from rasterio.windows import Window
+from rasterio.windows import bounds as window_bounds
+from rasterio.windows import transform as window_transform
+from shapely.geometry import box
+
+from saymap.engine.errors import DatasetError
+from saymap.engine.raster import RasterSpec, WindowReader, open_raster
+from saymap.training.chips import ChipFolderDataset, ChipRecord, centred_window, grid, write_chips
+from saymap.training.labels import LabelFeature, LabelReport, prepare_features, read_layer
+from saymap.training.samples import Sample
+from saymap.training.sentences import read_sentences, rows_from_dicts, sentence_records
+
+__all__ = [
+    "ChipFolderDataset",
+    "LayerDataset",
+    "LayerSource",
+    "build_layer_dataset",
+    "datasets_from_layers",
+    "write_chips",
+]
+MIN_GROUP_PIXELS = 16  # a class must cover this many pixels of a grid chip to be a sample
+
+
+@dataclass(frozen=True)
+class LayerSource:
+    """A raster to cut chips from; `bands` and `assume_crs` as for `saymap segment`."""
+
+    path: Path
+    bands: str | None = None
+    assume_crs: str | None = None
+
+
+@dataclass
+class DatasetReport:
+    labels: list[LabelReport] = field(default_factory=list)
+    n_weak: int = 0
+    n_full: int = 0
+
+    def lines(self) -> list[str]:
+        out = [line for r in self.labels for line in r.lines()]
+        out.append(f"samples: {self.n_weak} weak (class name), {self.n_full} full (sentence)")
+        return out
+
+
+class LayerDataset:
+    """Samples cut from rasters around labelled features; pixels read on demand."""
+
+    def __init__(self, specs: list[RasterSpec], records: list[ChipRecord], report) -> None:
+        self.specs = specs
+        self.records = records
+        self.report = report
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def window_of(self, index: int) -> tuple[RasterSpec, Window]:
+        r = self.records[index]
+        return self.specs[r.raster], Window(r.col, r.row, r.size, r.size)
+
+    def __getitem__(self, index: int) -> Sample:
+        r = self.records[index]
+        spec, window = self.window_of(index)
+        with WindowReader(spec) as reader:
+            pixels, _valid = reader.read(window)
+        mask = rasterize(
+            [(g, 1) for g in r.geometries if not g.is_empty],
+            out_shape=(r.size, r.size),
+            transform=window_transform(window, spec.transform),
+            fill=0,
+            dtype="uint8",
+        )
+        return Sample(
+            image=np.ascontiguousarray(pixels.transpose(1, 2, 0)),
+            mask=mask,
+            expression=r.expression,
+            kind=r.kind,
+            expression_type=r.expression_type,
+            class_name=r.class_name,
+            sample_id=r.sample_id,
+            source="layer",
+        )
+
+
+def _weak_records(
+    i: int, spec: RasterSpec, features: list[LabelFeature], size: int, group: bool
+) -> list[ChipRecord]:
+    stem = Path(spec.path).stem
+    records = []
+    if not group:
+        for f in features:
+            col, row = centred_window(spec, f.geometry, size)
+            records.append(
+                ChipRecord(
+                    i,
+                    col,
+                    row,
+                    size,
+                    (f.geometry,),
+                    f.class_name,
+                    "weak",
+                    "class",
+                    f.class_name,
+                    f"{stem}/{f.fid}",
+                )
+            )
+        return records
+    tree = shapely.STRtree([f.geometry for f in features])
+    pixel_area = abs(spec.transform.a * spec.transform.e - spec.transform.b * spec.transform.d)
+    for row in grid(spec.height, size):
+        for col in grid(spec.width, size):
+            window = Window(col, row, size, size)
+            tile = box(*window_bounds(window, spec.transform))
+            hits = [features[k] for k in tree.query(tile, predicate="intersects")]
+            for cls in sorted({f.class_name for f in hits}):
+                geoms = tuple(f.geometry for f in hits if f.class_name == cls)
+                covered = shapely.union_all(geoms).intersection(tile).area / pixel_area
+                if covered >= MIN_GROUP_PIXELS:
+                    records.append(
+                        ChipRecord(
+                            i,
+                            col,
+                            row,
+                            size,
+                            geoms,
+                            cls,
+                            "weak",
+                            "group",
+                            cls,
+                            f"{stem}/r{row}c{col}/{cls}",
+                        )
+                    )
+    return records
+
+
+def build_layer_dataset(
+    sources: list[LayerSource],
+    labels: str | Path,
+    *,
+    class_field: str | None = None,
+    class_name: str | None = None,
+    text_field: str | None = None,
+    id_field: str | None = None,
+    expressions: str | Path | None = None,
+    sentences: list[dict] | None = None,
+    label_crs: str | None = None,
+    classes: list[str] | None = None,
+    chip_size: int = 256,
+    group: bool = False,
+    layer: str | None = None,
+) -> LayerDataset:
+    """Check labels against the rasters and list the samples (reads no pixels)."""
+    if chip_size % 32 or chip_size < 32:
+        raise DatasetError(f"chip size must be a multiple of 32, got {chip_size}")
+    if not sources:
+        raise DatasetError("name at least one raster")
+    raw = read_layer(labels, layer)
+    specs = [open_raster(s.path, bands=s.bands, assume_crs=s.assume_crs) for s in sources]
+    report = DatasetReport()
+    per_raster: list[list[LabelFeature]] = []
+    for spec in specs:
+        features, rep = prepare_features(
+            raw,
+            spec,
+            class_field=class_field,
+            class_name=class_name,
+            text_field=text_field,
+            id_field=id_field,
+            label_crs=label_crs,
+            classes=classes,
+            require_overlap=len(specs) == 1,
+        )
+        per_raster.append(features)
+        report.labels.append(rep)
+    if not any(per_raster):
+        raise DatasetError(
+            f"no feature of {Path(labels).name} overlaps any of the {len(specs)} rasters; "
+            + "; ".join(f"label CRS {r.crs}: {r.crs_rule}" for r in report.labels[:1])
+        )
+    records: list[ChipRecord] = []
+    for i, (spec, features) in enumerate(zip(specs, per_raster, strict=True)):
+        records += _weak_records(i, spec, features, chip_size, group)
+        stem = Path(spec.path).stem
+        for f in features:
+            if f.text:
+                col, row = centred_window(spec, f.geometry, chip_size)
+                records.append(
+                    ChipRecord(
+                        i,
+                        col,
+                        row,
+                        chip_size,
+                        (f.geometry,),
+                        f.text,
+                        "full",
+                        "sentence",
+                        f.class_name,
+                        f"{stem}/{f.fid}/text",
+                    )
+                )
+    common = (raw, specs, per_raster, id_field, label_crs, chip_size)
+    if expressions is not None:
+        path = Path(expressions)
+        rows = read_sentences(path, specs[0].crs.to_wkt(), id_field, label_crs)
+        records += sentence_records(rows, path.name, *common)
+    if sentences:
+        records += sentence_records(rows_from_dicts(sentences), "sentence", *common, unit="item")
+    report.n_weak = sum(r.kind == "weak" for r in records)
+    report.n_full = sum(r.kind == "full" for r in records)
+    for rep in report.labels:
+        rep.n_sentences = report.n_full
+    return LayerDataset(specs, records, report)
+
+
+class _Subset:
+    def __init__(self, dataset: LayerDataset, indices: list[int]) -> None:
+        self.dataset, self.indices = dataset, indices
+        self.report = dataset.report
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: int) -> Sample:
+        return self.dataset[self.indices[index]]
+
+    def window_of(self, index: int):
+        return self.dataset.window_of(self.indices[index])
+
+
+def held_out(sample_id: str, fraction: float) -> bool:
+    """A stable, seedless choice of validation samples: by a hash of the feature's id."""
+    key = sample_id.split("/")[1] if "/" in sample_id else sample_id
+    return zlib.crc32(key.encode()) % 10_000 < fraction * 10_000
+
+
+def datasets_from_layers(dataset: dict, chip_size: int = 256):
+    """The train request's dataset (rasters, labels, class_field, sentences, validation)
+    as (train, validation). validation: {"fraction": f} holds out features by id (all
+    their samples go together); None or {} trains on everything and validates on nothing.
+    """
+    built = build_layer_dataset(
+        [LayerSource(Path(p)) for p in dataset["rasters"]],
+        dataset["labels"],
+        class_field=dataset.get("class_field"),
+        id_field=dataset.get("id_field"),
+        sentences=dataset.get("sentences") or None,
+        chip_size=chip_size,
+    )
+    fraction = float((dataset.get("validation") or {}).get("fraction", 0.0))
+    if not 0.0 <= fraction < 1.0:
+        raise DatasetError(f"validation fraction must be in [0, 1), got {fraction}")
+    if fraction == 0.0:
+        return built, None
+    val = [k for k, r in enumerate(built.records) if held_out(r.sample_id, fraction)]
+    train = [k for k, r in enumerate(built.records) if not held_out(r.sample_id, fraction)]
+    if not train or not val:
+        raise DatasetError(
+            f"a validation fraction of {fraction} leaves {len(train)} training and "
+            f"{len(val)} validation samples; label more features or change the fraction"
+        )
+    return _Subset(built, train), _Subset(built, val)
