@@ -44,6 +44,7 @@ class ModelEntry:
     card: dict[str, Any] = field(default_factory=dict)
     classes: list[str] = field(default_factory=list)
     shipped: bool = False
+    config: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
 def check_name(name: str) -> str:
@@ -106,6 +107,7 @@ def read_entry(folder: Path, *, shipped: bool, name: str | None = None) -> Model
         card=card,
         classes=[str(c) for c in classes],
         shipped=shipped,
+        config=config,
     )
 
 

@@ -13,8 +13,10 @@ import json
 import logging
 import os
 import secrets
+import signal
 import socket
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -123,6 +125,14 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+class _Terminated(BaseException):
+    """SIGTERM, raised where the process can still clean up (not the default instant exit)."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
 class _Server(uvicorn.Server):
     """uvicorn, plus a callback once it is really accepting connections."""
 
@@ -144,8 +154,6 @@ def serve(
     announce: Callable[[str], None] = log.info,
 ) -> None:
     """Run the engine until SIGINT/SIGTERM; blocks. `settings.token` is already chosen."""
-    from saymap.engine.server.app import create_app
-
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     other = running_engine(settings.port_file)
     if other is not None:
@@ -153,6 +161,8 @@ def serve(
             f"an engine (pid {other.get('pid')}) already serves {settings.data_dir} on port "
             f"{other.get('port')}; stop it first or use another --data-dir"
         )
+    from saymap.engine.server.app import create_app  # torch: only once we know we will serve
+
     write_private(settings.token_path, settings.token + "\n")
     sock = bind(settings.host, port)
     actual_port = sock.getsockname()[1]
@@ -178,9 +188,17 @@ def serve(
         lifespan="on",
         timeout_graceful_shutdown=5,
     )
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal to the handler it
+    # found; with Python's default that kills the process before the port file is removed.
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main else None
     try:
         _Server(config, ready).run(sockets=[sock])
+    except _Terminated:
+        log.info("stopped by SIGTERM")
     finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
         sock.close()
         with contextlib.suppress(OSError, ValueError, KeyError):
             if json.loads(settings.port_file.read_text())["pid"] == os.getpid():

@@ -146,7 +146,9 @@ class SegmentRequest(_Strict):
     overwrite: bool = False
     model: ModelName | None = Field(default=None, description="a registered model; null = active")
     device: Annotated[str, StringConstraints(pattern=DEVICE_PATTERN)] = "auto"
-    tile: Annotated[int, Field(ge=64, le=4096)] | None = None
+    tile: Annotated[int, Field(ge=64, le=4096, multiple_of=32)] | None = Field(
+        default=None, description="tile side in pixels (a multiple of 32); null: the model's"
+    )
     overlap: Annotated[int, Field(ge=0, le=2048)] | None = None
     threshold: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.5
     batch_size: Annotated[int, Field(ge=1, le=256)] | None = None

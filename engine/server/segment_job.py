@@ -9,43 +9,40 @@ from pathlib import Path
 from typing import Any
 
 from saymap.engine import registry
+from saymap.engine.infer import SegmentOptions
 from saymap.engine.server.jobs import JobContext
 from saymap.engine.server.models_cache import ModelCache
 from saymap.engine.server.schemas import SegmentRequest
+from saymap.engine.server.validation import build_aoi
 
 log = logging.getLogger(__name__)
 
 
 def partial_patterns(output: str) -> list[str]:
-    """What a killed segment job may leave: the GeoPackage writer's hidden temp file (with
-    SQLite's sidecars) beside the output, and the output itself once renamed into place."""
+    """What a killed segment job may leave: `segment_raster`'s hidden temp files beside the
+    output (`.<stem>.*.tmp.gpkg`, `.<stem>.*.probabilities.tif`, with SQLite's sidecars),
+    and the output itself once renamed into place."""
     target = Path(output)
     folder = glob.escape(str(target.parent))
     stem = glob.escape(target.stem)
     name = glob.escape(target.name)
     return [
-        f"{folder}/.{stem}.*.tmp.gpkg",
-        f"{folder}/.{stem}.*.tmp.gpkg-*",
+        f"{folder}/.{stem}.*.tmp.gpkg*",
+        f"{folder}/.{stem}.*.probabilities.tif*",
         f"{folder}/{name}",
         f"{folder}/{name}-*",
     ]
 
 
-def _options(request: SegmentRequest, device: Any) -> Any:
-    from saymap.engine.infer import SegmentOptions
-
-    aoi = None
-    if request.aoi is not None:
-        from saymap.engine.server.validation import build_aoi
-
-        aoi = build_aoi(request.aoi)
+def segment_options(request: SegmentRequest) -> SegmentOptions:
+    """The request's options as `segment_raster` takes them (its defaults where null)."""
     values: dict[str, Any] = {
         "threshold": request.threshold,
-        "bands": request.bands,
-        "aoi": aoi,
+        "device": request.device,
+        "bands": None if request.bands is None else tuple(request.bands),
         "assume_crs": request.assume_crs,
+        "aoi": None if request.aoi is None else build_aoi(request.aoi),
         "overwrite": request.overwrite,
-        "device": device,
     }
     for name in ("tile", "overlap", "batch_size"):
         if getattr(request, name) is not None:
@@ -74,15 +71,22 @@ def run_segment(context: JobContext, *, models: ModelCache) -> dict[str, Any]:
         request.prompts,
         request.output,
         model=model,
-        options=_options(request, device),
+        options=segment_options(request),
         progress=progress,
         cancel=context.cancel,
     )
     return {
-        "output": str(request.output),
+        "output": result.output_path,
         "n_features": int(result.n_features),
         "model": request.model,
-        "device": str(device),
+        "run_id": result.run_id,
+        "features_per_prompt": dict(result.features_per_prompt),
+        "tiles": int(result.tiles),
+        "tile_size": int(result.tile_size),
+        "device": result.device,
+        "device_reason": result.device_reason,
+        "seconds": round(float(result.seconds), 3),
+        "warnings": list(result.warnings),
     }
 
 

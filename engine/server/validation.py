@@ -67,11 +67,11 @@ def check_output(path: str, overwrite: bool) -> None:
         )
 
 
-def resolve_model(name: str | None) -> str:
+def resolve_model(name: str | None) -> registry.ModelEntry:
     """The registered model a job will use (the active one when none is named)."""
     chosen = name or registry.active_name()
     try:
-        return registry.find(chosen).name
+        return registry.find(chosen)
     except ModelNotFoundError as exc:
         raise bad_request(str(exc)) from exc
     except SaymapError as exc:
@@ -104,6 +104,23 @@ def build_aoi(body: AOIBody) -> Any:
     return AOI(geometry, body.crs, "WKT AOI")
 
 
+def check_tiling(request: SegmentRequest, model: registry.ModelEntry) -> None:
+    """Tile and overlap as the run will use them (the model's tile size when none is given)."""
+    from saymap.engine.server.segment_job import segment_options
+
+    options = segment_options(request)
+    tile = options.tile or int(model.config.get("tile_size", 0)) or None
+    if tile is not None and options.overlap >= tile:
+        raise bad_request(
+            f"overlap {options.overlap} must be less than the tile size {tile} "
+            f"(model {model.name}'s default when no tile is given)"
+        )
+    try:
+        options.check()
+    except SaymapError as exc:
+        raise bad_request(str(exc)) from exc
+
+
 def check_segment(request: SegmentRequest) -> dict[str, Any]:
     """Everything checkable before queueing; returns the request to store, model resolved."""
     from saymap.engine.aoi import resolve_region
@@ -117,22 +134,14 @@ def check_segment(request: SegmentRequest) -> dict[str, Any]:
     check_output(request.output, request.overwrite)
     model = resolve_model(request.model)
     check_device(request.device)
-    if (
-        request.tile is not None
-        and request.overlap is not None
-        and request.overlap * 2 >= request.tile
-    ):
-        raise bad_request(
-            f"overlap {request.overlap} is too large for tile {request.tile}: "
-            "it must be less than half the tile"
-        )
     try:
         spec = open_raster(request.raster, bands=request.bands, assume_crs=request.assume_crs)
         if request.aoi is not None:
             resolve_region(spec, build_aoi(request.aoi))
     except SaymapError as exc:
         raise bad_request(str(exc)) from exc
-    return {**request.model_dump(), "model": model}
+    check_tiling(request, model)
+    return {**request.model_dump(), "model": model.name}
 
 
 def check_train(request: TrainRequest) -> dict[str, Any]:
@@ -142,7 +151,7 @@ def check_train(request: TrainRequest) -> dict[str, Any]:
             status.HTTP_409_CONFLICT,
             f"a model named {request.name!r} is already registered; choose another name",
         )
-    base = resolve_model(request.base_model)
+    base = resolve_model(request.base_model).name
     for raster in request.dataset.rasters:
         check_input_file(raster, "training raster")
     check_input_file(request.dataset.labels, "labels file")

@@ -1,0 +1,83 @@
+"""kill -9 of the engine mid-job, then a restart: the job is failed, no partial file stays."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.engine.server_harness import (
+    Engine,
+    install_model,
+    leftovers,
+    tiny_model_folder,
+    wait_for,
+    wait_until_running,
+)
+
+
+@pytest.mark.slow
+@pytest.mark.real_data
+def test_kill_9_mid_job_then_restart(
+    real_data: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    data_dir = tmp_path_factory.mktemp("engine-data")
+    out_dir = tmp_path_factory.mktemp("out")
+    install_model(data_dir, tiny_model_folder(tmp_path_factory.mktemp("model")))
+    kampala = real_data / "kampala" / "kampala_west_rgb.tif"
+    output = out_dir / "roofs.gpkg"
+    # A file of the user's that only looks like ours: older than the job, it must survive.
+    bystander = out_dir / "roofs.gpkg-notes.txt"
+    bystander.write_text("mine")
+
+    first = Engine(data_dir, "--no-preload")
+    try:
+        with first.client() as client:
+            job = (
+                client.post(
+                    "/v1/segment",
+                    json={
+                        "raster": str(kampala),
+                        "prompts": ["roof"],
+                        "output": str(output),
+                        "tile": 256,
+                    },
+                )
+                .raise_for_status()
+                .json()
+            )
+            wait_until_running(client, job["id"])
+            partial = [n for n in leftovers(out_dir, "roofs") if n.startswith(".roofs.")]
+            assert partial, "the job should have a partial file on disk when it is killed"
+    finally:
+        first.kill()  # SIGKILL: no shutdown code runs
+    assert first.process.returncode == -9
+    assert (data_dir / "engine.json").exists()  # stale: its pid is dead
+
+    second = Engine(data_dir, "--no-preload")
+    try:
+        with second.client() as client:
+            after = client.get(f"/v1/jobs/{job['id']}").raise_for_status().json()
+            assert after["state"] == "failed"
+            assert after["error"] == "engine restarted"
+            assert after["finished_at"] is not None
+            assert not output.exists()
+            assert leftovers(out_dir, "roofs") == [bystander.name]
+            assert bystander.read_text() == "mine"
+
+            hro = next((real_data / "hro_colorado").glob("*.tif"))
+            nxt = (
+                client.post(
+                    "/v1/segment",
+                    json={"raster": str(hro), "prompts": ["car"], "output": str(output)},
+                )
+                .raise_for_status()
+                .json()
+            )
+            done = wait_for(client, nxt["id"], {"done", "failed", "cancelled"})
+            assert done["state"] == "done", done
+            assert output.exists()
+            history = [j["id"] for j in client.get("/v1/jobs").raise_for_status().json()["jobs"]]
+            assert history[:2] == [nxt["id"], job["id"]]
+    finally:
+        assert second.stop() == 0
