@@ -277,8 +277,13 @@ class WindowReader:
         if r1 <= r0 or c1 <= c0:
             return np.zeros((3, height, width), np.uint8), np.zeros((height, width), bool)
         inside = Window(c0, r0, c1 - c0, r1 - r0)
-        raw = self._dataset.read(self._unique, window=inside)[self._order]
-        alpha = self._dataset.read(spec.alpha_band, window=inside) if spec.alpha_band else None
+        try:
+            raw = self._dataset.read(self._unique, window=inside)[self._order]
+            alpha = self._dataset.read(spec.alpha_band, window=inside) if spec.alpha_band else None
+        except RasterioIOError as exc:
+            raise RasterReadError(
+                f"cannot read rows {r0}-{r1}, columns {c0}-{c1} of {spec.path}: {exc}"
+            ) from exc
         valid = ~invalid_pixels(raw, spec.nodata, alpha)
         pixels = to_uint8(raw, spec.scaling)
         pixels[:, ~valid] = 0

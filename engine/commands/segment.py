@@ -37,7 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, default=4, help="tiles per model call")
     parser.add_argument(
         "--aoi",
-        help='"minx,miny,maxx,maxy[@CRS]", a WKT polygon[@CRS], or a GeoJSON/GPKG file[@CRS]',
+        help='"minx,miny,maxx,maxy[@CRS]", a WKT polygon[@CRS], or a GeoJSON/GPKG file[@CRS]; '
+        "write --aoi=VALUE when VALUE starts with '-'",
     )
     parser.add_argument("--bands", help="1-based band map, e.g. 4,3,2 (default: first three)")
     parser.add_argument("--assume-crs", help="CRS for a raster that has none, e.g. EPSG:32633")
