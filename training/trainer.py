@@ -29,6 +29,7 @@ from saymap.engine.model import SaymapConfig, SaymapModel, load_model, save_mode
 from saymap.engine.model.outputs import SegmentationOutput, TextFeatures
 from saymap.engine.model.reference_bank import ReferenceBank
 from saymap.training.batching import TextCache, autocast, banked_text, to_tensors, validate
+from saymap.training.distributed import average_gradients, barrier, init_distributed, wrap_model
 from saymap.training.dmols import DualModalObjectLearning
 from saymap.training.losses import segmentation_loss
 from saymap.training.recipe import Recipe
@@ -94,9 +95,14 @@ class Trainer:
         self.train_set, self.val_set = train_set, val_set
         self.events = events or (lambda e: None)
         self.cancel = cancel or threading.Event()
-        self.device = pick_device(device or recipe.run.device)
+        self.dist = init_distributed()
+        requested = device or recipe.run.device
+        if self.dist.enabled and torch.cuda.is_available() and requested in ("auto", "cuda"):
+            requested = f"cuda:{self.dist.local_rank}"
+        self.device = pick_device(requested)
         torch.manual_seed(recipe.run.seed)
         self.model = self._build_model().to(self.device)
+        self.forward_model = wrap_model(self.model, self.dist, self.device)
         self.pools = split_pools(train_set, recipe.data.full_ratio, recipe.run.seed)
         self.stages = self._plan()
         self.total = sum(steps for _, steps in self.stages)
@@ -179,6 +185,8 @@ class Trainer:
             loss = self._loss(picks, stage) / r.optim.grad_accum
             loss.backward()
             total += loss.item()
+        if self.dmols is not None:
+            average_gradients(list(self.dmols.parameters()), self.dist)
         if r.optim.clip_grad:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), r.optim.clip_grad)
         self.optimizer.step()
@@ -202,55 +210,45 @@ class Trainer:
         elif stage == "bank":
             pools = Pools([], pools.weak, pools.classes, pools.weak_class)
         share = r.wrel.full_share_per_batch if stage in ("supervised", "mix") else None
-        return draw_batch(pools, r.optim.batch_size, share, r.run.seed, stage_index, step)
+        return draw_batch(
+            pools, r.optim.batch_size, share, r.run.seed, stage_index, step, self.dist.rank
+        )
 
     def _loss(self, picks: list[tuple[int, bool]], stage: str) -> torch.Tensor:
-        size = self.recipe.data.chip_size
-        full = [i for i, weak in picks if not weak]
-        weak = [j for j, is_weak in picks if is_weak]
-        losses, count = [], 0
-        if full:
-            samples = [self.train_set[i] for i in full]
-            pixels, masks = to_tensors(samples, size, self.device)
-            text = self.text([s.expression for s in samples])
-            out, loss = self._forward_loss(pixels, text, masks)
-            losses.append(loss * len(full))
-            count += len(full)
-        if weak:
-            samples = [self.train_set[self.pools.weak[j]] for j in weak]
-            pixels, masks = to_tensors(samples, size, self.device)
-            if stage == "mix":  # through each sample's learned bank entry, fixed now
-                with torch.no_grad():
-                    text = banked_text(
-                        self.model,
-                        [s.expression for s in samples],
-                        self.sample_bank,
-                        torch.tensor(weak, device=self.device),
-                    )
-            else:  # naive WREL: the class name as it is
-                text = self.text([s.expression for s in samples])
-            out, loss = self._forward_loss(pixels, text, masks)
-            if (
-                stage == "mix"
-                and self.teacher is not None
-                and self.recipe.wrel.ema_consistency_weight
-            ):
-                with torch.no_grad():
-                    target = torch.sigmoid(self.teacher(pixels, text).logits.float())
-                consistency = torch.nn.functional.mse_loss(
-                    torch.sigmoid(out.logits.float()), target
+        """One forward over the whole batch (full and weak samples together)."""
+        samples = [self.train_set[self.pools.weak[j] if weak else j] for j, weak in picks]
+        pixels, masks = to_tensors(samples, self.recipe.data.chip_size, self.device)
+        weak_rows = [k for k, (_, weak) in enumerate(picks) if weak]
+        text = self.text([s.expression for s in samples])
+        if stage == "mix" and weak_rows:  # weak samples through their learned bank entry
+            with torch.no_grad():
+                banked = banked_text(
+                    self.model,
+                    [samples[k].expression for k in weak_rows],
+                    self.sample_bank,
+                    torch.tensor([picks[k][0] for k in weak_rows], device=self.device),
                 )
-                loss = loss + self.recipe.wrel.ema_consistency_weight * consistency
-            losses.append(loss * len(weak))
-            count += len(weak)
-        return sum(losses) / count
+            rows = torch.tensor(weak_rows, device=self.device)
+            text = TextFeatures(
+                text.embeddings.index_copy(0, rows, banked.embeddings.to(text.embeddings.dtype)),
+                text.mask.index_copy(0, rows, banked.mask.to(text.mask.dtype)),
+            )
+        out, loss = self._forward_loss(pixels, text, masks)
+        weight = self.recipe.wrel.ema_consistency_weight
+        if stage == "mix" and self.teacher is not None and weight and weak_rows:
+            rows = torch.tensor(weak_rows, device=self.device)
+            with torch.no_grad():
+                target = torch.sigmoid(self.teacher(pixels, text).logits.float()[rows])
+            student = torch.sigmoid(out.logits.float()[rows])
+            loss = loss + weight * torch.nn.functional.mse_loss(student, target)
+        return loss
 
     def _forward_loss(
         self, pixels: torch.Tensor, text: TextFeatures, masks: torch.Tensor
     ) -> tuple[SegmentationOutput, torch.Tensor]:
         """The segmentation loss, plus D-MOLS on the stride-16 features when it is on."""
         with autocast(self.device):
-            out = self.model(pixels, text, output_features=self.dmols is not None)
+            out = self.forward_model(pixels, text, output_features=self.dmols is not None)
             loss = segmentation_loss(out, masks, self.recipe.loss)
             if self.dmols is not None and out.features is not None and out.words is not None:
                 aux = self.dmols(
@@ -280,12 +278,16 @@ class Trainer:
                 out = self.model(pixels, banked_text(self.model, names, bank, index))
             loss = loss + segmentation_loss(out, masks, self.recipe.loss)
         loss.backward()
+        average_gradients([self.sample_bank.entries, self.class_bank.entries], self.dist)
         self.bank_optimizer.step()
         self._last_lr = self.recipe.wrel.bank_lr
         return loss.item()
 
     # -- state -------------------------------------------------------------------------
     def _save(self, stage_index: int, step: int) -> None:
+        if not self.dist.is_main:
+            barrier(self.dist)
+            return
         modules = {
             "model": {
                 k: v
@@ -308,6 +310,7 @@ class Trainer:
         save_state(
             self.out_dir, modules, {"model": self.optimizer, "bank": self.bank_optimizer}, progress
         )
+        barrier(self.dist)
 
     def _restore(self) -> tuple[int, int]:
         state = load_state(self.out_dir)
@@ -361,16 +364,16 @@ class Trainer:
                 )
                 global_step += 1
                 event = TrainEvent(stage, global_step, self.total, loss, self._last_lr)
-                if (
-                    r.run.eval_every
-                    and global_step % r.run.eval_every == 0
-                    and self.val_set is not None
-                ):
-                    event.metrics = validate(self.current_model(), self.val_set, r.data.chip_size)
-                self.events(event)
+                if self.dist.is_main:
+                    if r.run.eval_every and global_step % r.run.eval_every == 0 and self.val_set:
+                        model = self.current_model()
+                        event.metrics = validate(model, self.val_set, r.data.chip_size)
+                    self.events(event)
                 if (step + 1) % r.run.checkpoint_every == 0 or step + 1 == steps:
-                    self._save(stage_index, step + 1) if step + 1 < steps else self._save(
-                        stage_index + 1, 0
+                    stage_done = step + 1 == steps
+                    self._save(
+                        stage_index + 1 if stage_done else stage_index,
+                        0 if stage_done else step + 1,
                     )
             if stage == "bank":
                 for p in self.model.parameters():
@@ -384,6 +387,9 @@ class Trainer:
         return self.teacher if self.teacher is not None else self.model
 
     def _finish(self, seconds: float, steps: int) -> TrainResult:
+        if not self.dist.is_main:
+            barrier(self.dist)
+            return TrainResult(self.out_dir / "model", {}, steps, seconds)
         final = self.current_model().eval()
         notes: list[str] = []
         metrics: dict[str, float] = {}
@@ -408,6 +414,7 @@ class Trainer:
             "notes": notes,
         }
         model_dir = save_model(final, self.out_dir / "model", card)
+        barrier(self.dist)
         self.events(
             TrainEvent("done", steps, self.total, metrics=metrics, message=f"saved {model_dir}")
         )

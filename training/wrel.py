@@ -46,11 +46,17 @@ def split_pools(dataset: SampleDataset, full_ratio: float, seed: int) -> Pools:
 
 
 def draw_batch(
-    pools: Pools, batch: int, full_share: float | None, seed: int, stage: int, step: int
+    pools: Pools,
+    batch: int,
+    full_share: float | None,
+    seed: int,
+    stage: int,
+    step: int,
+    rank: int = 0,
 ) -> list[tuple[int, bool]]:
     """(dataset index, is_weak) pairs for one step; a pure function of its arguments, so a
-    resumed run draws exactly the batches the killed one would have."""
-    rng = np.random.default_rng([seed, stage, step])
+    resumed run draws exactly the batches the killed one would have (each rank its own)."""
+    rng = np.random.default_rng([seed, stage, step, rank] if rank else [seed, stage, step])
     if not pools.weak:
         full_share = 1.0
     elif not pools.full:

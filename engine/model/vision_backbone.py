@@ -24,6 +24,9 @@ class VisionBackbone(nn.Module):
             self.net = _build_swin(config)
         else:
             raise CheckpointError(f"unknown backbone {config.backbone!r}; use convnext or swin")
+        # The final norm feeds the classifier's pooling, which stage-wise use never reaches;
+        # left in, it would be a parameter without gradient (and DDP refuses those).
+        self.net.layernorm = nn.Identity()
         self.hidden_sizes = list(config.hidden_sizes)
 
     def stem(self, pixel_values: torch.Tensor) -> torch.Tensor:

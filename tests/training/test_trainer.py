@@ -157,3 +157,33 @@ def test_dmols_objective_trains_its_heads(tmp_path: Path) -> None:
     recipe["loss"] = {"dmols_weight": 0.5}
     result = train(recipe_from_dict(recipe), tmp_path, painted_samples(2))
     assert "dmols" not in "".join(load_model(result.model_dir).state_dict())  # off at inference
+
+
+@pytest.mark.slow
+def test_runs_under_torchrun_with_two_processes(tmp_path: Path) -> None:
+    """Data-parallel on CPU (gloo): the same code path a multi-GPU torchrun takes with NCCL."""
+    script = tmp_path / "runner.py"
+    script.write_text(RUNNER)
+    recipe = small_recipe()
+    recipe["optim"].update(steps=4, batch_size=2)
+    recipe["loss"] = {"dmols_weight": 0.3}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    torchrun = Path(sys.executable).with_name("torchrun")
+    out = subprocess.run(
+        [
+            str(torchrun),
+            "--nproc_per_node",
+            "2",
+            str(script),
+            str(tmp_path / "run"),
+            json.dumps(recipe),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.count("METRICS") == 2  # both ranks finished
+    assert load_model(tmp_path / "run" / "model") is not None
