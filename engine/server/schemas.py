@@ -179,6 +179,10 @@ class TrainDataset(_Strict):
     class_field: Annotated[
         str, StringConstraints(min_length=1, max_length=200), AfterValidator(_plain_text)
     ]
+    id_field: (
+        Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_plain_text)]
+        | None
+    ) = Field(default=None, description="the labels' field that sentences' feature_id names")
     sentences: Annotated[list[SentenceLabel], Field(max_length=10_000)] = []
     validation: dict[str, Any] | None = None
 

@@ -51,14 +51,31 @@ def trainer_api() -> dict[str, Any]:
     return found
 
 
-def start_training(request: TrainRequest, context: JobContext) -> dict[str, Any]:
-    """Train per the request into a job folder, then register the result under request.name."""
+def load_recipe(request: TrainRequest) -> Any:
+    """The request's recipe (a shipped name or an inline object); RecipeError names the fault."""
     api = trainer_api()
-    recipe = (
-        api["recipe_from_dict"](request.recipe)
-        if isinstance(request.recipe, dict)
-        else api["load_recipe"](request.recipe)
-    )
+    if isinstance(request.recipe, dict):
+        return api["recipe_from_dict"](request.recipe)
+    return api["load_recipe"](request.recipe)
+
+
+def _event_metrics(event: Any) -> dict[str, Any]:
+    """A trainer event as the contract's metrics event: step, loss, lr, val_iou (+ the rest)."""
+    extra = dict(getattr(event, "metrics", None) or {})
+    values = {"step": event.step, "loss": event.loss, "lr": event.lr, **extra}
+    if "all/mIoU" in extra:
+        values["val_iou"] = extra["all/mIoU"]
+    return values
+
+
+def start_training(request: TrainRequest, context: JobContext) -> dict[str, Any]:
+    """Train per the request into a job folder, then register the result under request.name.
+
+    base_model, when given, is where training starts (the recipe's model.init); null leaves
+    the recipe's own model section in charge.
+    """
+    api = trainer_api()
+    recipe = load_recipe(request)
     if request.base_model:
         recipe.model.init = str(registry.resolve(request.base_model))
     recipe.run.device = request.device
@@ -71,15 +88,21 @@ def start_training(request: TrainRequest, context: JobContext) -> dict[str, Any]
     context.set_cleanup([str(out_dir)])
 
     def on_event(event: Any) -> None:
-        total = max(1, int(getattr(event, "total_steps", 1)))
-        step = int(getattr(event, "step", 0))
-        values = {"step": step, "loss": event.loss, "lr": event.lr, **(event.metrics or {})}
-        context.metrics(values)
-        context.progress(step / total, f"{event.stage}: step {step}/{total}")
+        total = max(1, int(event.total_steps))
+        context.metrics(_event_metrics(event))
+        context.progress(
+            min(event.step, total) / total, f"{event.stage}: step {event.step}/{total}"
+        )
 
     try:
         result = api["train"](
-            recipe, out_dir, train_set, val_set, events=on_event, cancel=context.cancel
+            recipe,
+            out_dir,
+            train_set,
+            val_set,
+            events=on_event,
+            cancel=context.cancel,
+            resume=False,
         )
         context.progress(1.0, f"registering model {request.name}")
         entry = registry.register(Path(result.model_dir), request.name)
@@ -91,8 +114,8 @@ def start_training(request: TrainRequest, context: JobContext) -> dict[str, Any]
         "model": entry.name,
         "model_path": str(entry.path),
         "steps": int(result.steps),
-        "seconds": float(result.seconds),
-        "final_metrics": dict(result.metrics),
+        "seconds": round(float(result.seconds), 3),
+        "notes": [str(n) for n in result.notes],
     }
 
 

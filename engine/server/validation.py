@@ -151,9 +151,19 @@ def check_train(request: TrainRequest) -> dict[str, Any]:
             status.HTTP_409_CONFLICT,
             f"a model named {request.name!r} is already registered; choose another name",
         )
-    base = resolve_model(request.base_model).name
+    if request.base_model is not None:
+        resolve_model(request.base_model)
     for raster in request.dataset.rasters:
         check_input_file(raster, "training raster")
     check_input_file(request.dataset.labels, "labels file")
     check_device(request.device)
-    return {**request.model_dump(), "base_model": base}
+    from saymap.engine.server.training import TrainingUnavailable, load_recipe
+
+    try:
+        load_recipe(request)
+    except TrainingUnavailable:
+        pass  # the job will fail saying so; the request itself is fine
+    except (SaymapError, OSError, ValueError, TypeError) as exc:
+        # An inline recipe is arbitrary JSON: a wrong type deep inside is the caller's error.
+        raise bad_request(f"the recipe cannot be used: {exc}") from exc
+    return request.model_dump()

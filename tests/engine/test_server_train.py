@@ -1,0 +1,134 @@
+"""POST /v1/train over HTTP: real rasters and labels → a trained, registered, usable model."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.engine.server_harness import (
+    TEST_MODEL,
+    Engine,
+    engine_session,
+    install_model,
+    tiny_model_folder,
+    wait_for,
+)
+
+# A few steps of each LRB-WREL stage on 64 px chips: enough to run the whole path, not to learn.
+RECIPE = {
+    "data": {"chip_size": 64, "max_val_samples": 8},
+    "optim": {"steps": 4, "batch_size": 2, "warmup_steps": 1},
+    "wrel": {"method": "lrb-wrel", "bank_steps": 2},
+    "run": {"checkpoint_every": 100, "eval_every": 3},
+}
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    data_dir = tmp_path_factory.mktemp("engine-data")
+    install_model(data_dir, tiny_model_folder(tmp_path_factory.mktemp("model")))
+    yield from engine_session(data_dir, "--no-preload")
+
+
+@pytest.fixture(scope="module")
+def kampala(real_data: Path) -> dict:
+    folder = real_data / "kampala"
+    return {
+        "rasters": [str(folder / "kampala_west_rgb.tif")],
+        "labels": str(folder / "kampala_west_buildings.geojson"),
+        "class_field": "class",
+        "id_field": "instance_id",
+        "sentences": [  # LRB-WREL's stage 1 needs a few full expressions
+            {"feature_id": 2, "sentence": "the small building in the top left"},
+            {"feature_id": 5, "sentence": "the roof next to the dirt road"},
+            {"feature_id": 8, "sentence": "the house with the metal roof"},
+        ],
+        "validation": {"fraction": 0.2},
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.real_data
+def test_a_train_job_registers_a_model_and_streams_metrics(
+    engine: Engine, kampala: dict, tmp_path: Path
+) -> None:
+    request = {"name": "roofs-v1", "base_model": TEST_MODEL, "recipe": RECIPE, "dataset": kampala}
+    with engine.client() as client:
+        job = client.post("/v1/train", json=request).raise_for_status().json()
+        assert job["kind"] == "train"
+        with client.stream("GET", f"/v1/jobs/{job['id']}/events", timeout=300) as stream:
+            lines = list(stream.iter_lines())
+        done = wait_for(client, job["id"], {"done", "failed", "cancelled"})
+        assert done["state"] == "done", done["error"]
+        assert done["result"]["model"] == "roofs-v1"
+        metrics = [
+            json.loads(data.removeprefix("data: "))
+            for event, data in itertools.pairwise(lines)
+            if event == "event: metrics"
+        ]
+        assert metrics and {"step", "loss", "lr"} <= set(metrics[0])
+        assert any("val_iou" in m for m in metrics)
+        assert set(done["metrics"]) >= {"step", "loss", "lr"}
+
+        models = client.get("/v1/models").raise_for_status().json()["models"]
+        assert "roofs-v1" in {m["name"] for m in models}
+        # The new model segments right away (and a second train under its name is refused).
+        again = client.post("/v1/train", json=request)
+        assert again.status_code == 409 and "already registered" in again.json()["detail"]
+        output = tmp_path / "roofs.gpkg"
+        segment = client.post(
+            "/v1/segment",
+            json={
+                "raster": kampala["rasters"][0],
+                "prompts": ["building"],
+                "output": str(output),
+                "model": "roofs-v1",
+                "aoi": {"bounds": [0, 0, 1, 1], "crs": "EPSG:3857"} | _corner(kampala),
+            },
+        ).raise_for_status()
+        finished = wait_for(client, segment.json()["id"], {"done", "failed", "cancelled"})
+        assert finished["state"] == "done", finished
+        assert finished["result"]["model"] == "roofs-v1" and output.exists()
+    assert not (engine.data_dir / "training" / job["id"]).exists()  # the work folder is gone
+
+
+def _corner(kampala: dict) -> dict:
+    """A 256 px AOI in the raster's top-left corner, so the check segment is quick."""
+    import rasterio
+
+    with rasterio.open(kampala["rasters"][0]) as src:
+        left, top = src.xy(0, 0, offset="ul")
+        right, bottom = src.xy(256, 256, offset="ul")
+    return {"bounds": [left, bottom, right, top]}
+
+
+def test_train_refusals_are_4xx(engine: Engine, tmp_path: Path) -> None:
+    labels = tmp_path / "labels.geojson"
+    labels.write_text('{"type": "FeatureCollection", "features": []}')
+    dataset = {"rasters": [str(tmp_path / "none.tif")], "labels": str(labels), "class_field": "c"}
+    base = {"name": "new-model", "recipe": "tiny-cpu", "dataset": dataset}
+    with engine.client() as client:
+        missing = client.post("/v1/train", json=base)
+        assert missing.status_code == 400 and "does not exist" in missing.json()["detail"]
+        taken = client.post("/v1/train", json={**base, "name": TEST_MODEL})
+        assert taken.status_code == 409
+        bad_name = client.post("/v1/train", json={**base, "name": "../x"})
+        assert bad_name.status_code == 422
+        dataset_ok = {**dataset, "rasters": [str(labels)]}
+        recipe = client.post(
+            "/v1/train", json={**base, "dataset": dataset_ok, "recipe": "no-such-recipe"}
+        )
+        assert recipe.status_code == 400 and "recipe" in recipe.json()["detail"]
+        wrong_type = client.post(
+            "/v1/train",
+            json={**base, "dataset": dataset_ok, "recipe": {"optim": {"steps": "many"}}},
+        )
+        assert wrong_type.status_code == 400
+        base_missing = client.post(
+            "/v1/train", json={**base, "dataset": dataset_ok, "base_model": "nope"}
+        )
+        assert base_missing.status_code == 400 and "no model named" in base_missing.json()["detail"]
