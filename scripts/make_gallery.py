@@ -38,8 +38,8 @@ def outline(mask: np.ndarray) -> np.ndarray:
     return thick
 
 
-def overlay(image: np.ndarray, mask: np.ndarray, colour=(255, 230, 0)) -> np.ndarray:
-    """Tint the mask and draw its outline, so both the object and the fit show."""
+def overlay(image: np.ndarray, mask: np.ndarray, colour=(255, 0, 255)) -> np.ndarray:
+    """Tint the mask magenta (no object is magenta) and outline it: object and fit both show."""
     out = image.astype(np.float32).copy()
     m = mask > 0
     out[m] = out[m] * 0.6 + np.asarray(colour, np.float32) * 0.4
@@ -94,29 +94,46 @@ def synthetic_gallery(seed: int, font) -> Image.Image:
 
 
 def real_overlay(font) -> Image.Image:
+    """Grid chips ("all buildings", "all fields") with the rasterised labels outlined."""
     from saymap.training.datasets import LayerSource, build_layer_dataset
 
-    sources = [
-        (
-            LayerSource(REAL / "kampala/kampala_west_rgb.tif"),
-            REAL / "kampala/kampala_west_buildings.geojson",
-            {"class_field": "class"},
-            "kampala",
-        ),
-        (
-            LayerSource(REAL / "spacenet_custom_proj/sample_geotiff_custom_proj.tif"),
-            REAL / "spacenet_custom_proj/geotiff_custom_proj_labels.geojson",
-            {"class_name": "field"},
-            "spacenet custom Albers",
-        ),
-    ]
+    kampala = build_layer_dataset(
+        [LayerSource(REAL / "kampala/kampala_west_rgb.tif")],
+        REAL / "kampala/kampala_west_buildings.geojson",
+        class_field="class",
+        group=True,
+        chip_size=256,
+    )
+    spacenet = build_layer_dataset(
+        [LayerSource(REAL / "spacenet_custom_proj/sample_geotiff_custom_proj.tif")],
+        REAL / "spacenet_custom_proj/geotiff_custom_proj_labels.geojson",
+        class_name="centre-pivot field",
+        group=True,
+        chip_size=256,
+    )
+    whole = build_layer_dataset(
+        [LayerSource(REAL / "spacenet_custom_proj/sample_geotiff_custom_proj.tif")],
+        REAL / "spacenet_custom_proj/geotiff_custom_proj_labels.geojson",
+        class_name="centre-pivot field",
+        group=True,
+        chip_size=512,
+    )
     panels = []
-    for source, labels, options, name in sources:
-        ds = build_layer_dataset([source], labels, chip_size=256, group=True, **options)
-        picks = np.linspace(0, len(ds) - 1, 4).astype(int)
-        for i in picks:
-            s = ds[int(i)]
-            panels.append(panel(overlay(s.image, s.mask), f"{name}: all '{s.expression}'", font))
+    # The Kampala chips with the most labelled area: where a misfit would show most.
+    covered = sorted(range(len(kampala)), key=lambda k: -int(kampala[k].mask.sum()))[:4]
+    for k in sorted(covered):
+        s = kampala[k]
+        _, window = kampala.window_of(k)
+        caption = f"kampala EPSG:3857, px {window.col_off},{window.row_off}: {s.expression}"
+        panels.append(panel(overlay(s.image, s.mask), caption, font))
+    for k in range(len(spacenet)):
+        s = spacenet[k]
+        _, window = spacenet.window_of(k)
+        caption = f"spacenet custom Albers (GeoJSON, no crs), px {window.col_off},{window.row_off}"
+        panels.append(panel(overlay(s.image, s.mask), caption, font))
+    s = whole[0]
+    caption = "spacenet: whole 512 px raster, labels taken in the raster's CRS"
+    panels.append(panel(overlay(s.image, s.mask), caption, font))
     return grid(panels, 4)
 
 

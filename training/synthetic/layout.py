@@ -149,8 +149,9 @@ def _draw_object(class_name: str, rng: np.random.Generator) -> PlacedObject:
             obj.width = obj.length * float(rng.uniform(0.85, 1.0))
         else:
             obj.shape = "long"
-            obj.width = obj.length * float(rng.uniform(0.4, 0.5))
-            obj.length *= 1.35
+            # At least ~9 px wide even when small, so a long shed never passes for a truck.
+            obj.width = obj.length * float(rng.uniform(0.55, 0.65))
+            obj.length *= 1.4
     if class_name == "tree":
         obj.width = float(rng.uniform(0, 2 * math.pi))  # the crown's wobble phase
     if class_name in ORIENTED and obj.shape != "square":
