@@ -6,10 +6,11 @@ callbacks may touch widgets. Errors are the plugin's own (SayMapPluginError) or 
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Callable
 from typing import Any
 
-from qgis.core import QgsApplication, QgsTask
+from qgis.core import Qgis, QgsApplication, QgsMessageLog, QgsTask
 
 from .errors import SayMapPluginError
 
@@ -39,6 +40,10 @@ class CallTask(QgsTask):
             self._result = self._work()
         except (SayMapPluginError, OSError, ValueError) as exc:
             self._error = str(exc)
+            return False
+        except Exception as exc:  # a worker thread's boundary: report it, never lose it
+            QgsMessageLog.logMessage(traceback.format_exc(), "SayMap", Qgis.Critical)
+            self._error = f"SayMap hit a bug ({type(exc).__name__}: {exc}); see the SayMap log."
             return False
         return True
 

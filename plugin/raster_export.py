@@ -13,9 +13,9 @@ from pathlib import Path
 from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransformContext,
-    QgsFeedback,
     QgsProject,
     QgsProviderRegistry,
+    QgsRasterBlockFeedback,
     QgsRasterDataProvider,
     QgsRasterFileWriter,
     QgsRasterLayer,
@@ -86,7 +86,7 @@ def plan_export(
     return ExportPlan(provider.clone(), area, width, height, layer.crs(), path, context)
 
 
-def write_export(plan: ExportPlan, feedback: QgsFeedback | None = None) -> Path:
+def write_export(plan: ExportPlan, feedback: QgsRasterBlockFeedback | None = None) -> Path:
     """Write the plan to a GeoTIFF (RGBA for rendered web layers); runs off the GUI thread."""
     plan.path.parent.mkdir(parents=True, exist_ok=True)
     pipe = QgsRasterPipe()

@@ -4,10 +4,11 @@ the GUI never waits. run() works in a worker thread; finished() hands back on th
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Callable
 from dataclasses import replace
 
-from qgis.core import QgsFeedback, QgsTask
+from qgis.core import Qgis, QgsMessageLog, QgsRasterBlockFeedback, QgsTask
 from qgis.PyQt.QtCore import pyqtSignal
 
 from .engine_client import Endpoint, EngineClient, JobInfo, SegmentRequest
@@ -46,7 +47,7 @@ class SegmentTask(QgsTask):
             request = self.request
             if self.export is not None:
                 self.status.emit("exporting the raster for the engine")
-                feedback = QgsFeedback()
+                feedback = QgsRasterBlockFeedback()
                 path = write_export(self.export, feedback)
                 if self.isCanceled():
                     raise JobCancelled("Cancelled; no layer was added.")
@@ -58,6 +59,10 @@ class SegmentTask(QgsTask):
             return False
         except (SayMapPluginError, OSError) as exc:
             self.error = str(exc)
+            return False
+        except Exception as exc:  # a worker thread's boundary: report it, never lose it
+            QgsMessageLog.logMessage(traceback.format_exc(), "SayMap", Qgis.Critical)
+            self.error = f"SayMap hit a bug ({type(exc).__name__}: {exc}); see the SayMap log."
             return False
         return True
 

@@ -27,6 +27,7 @@ os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
 from qgis.testing import start_app
 
 QGIS_APP = start_app()  # before pytest-qt's qapp, which then reuses it
+sys.path.append("/usr/share/qgis/python/plugins")  # QGIS's `processing` package
 
 from qgis.core import QgsProject  # noqa: E402
 from qgis.gui import QgsMapCanvas, QgsMessageBar  # noqa: E402
@@ -37,6 +38,9 @@ ROOT = Path(__file__).resolve().parents[2]
 ENGINE_PYTHON = ROOT / ".venv" / "bin" / "python"
 TEST_MODEL = "plugin-test-tiny"
 TEST_CLASSES = ["car", "building", "storage tank"]
+# Real rasters from ../shared/data/real (see its README): small ones keep tests fast.
+HRO = "hro_colorado/201404_13SED190110_201404_0x1500m_CL_1.tif"  # 383x232, EPSG:26913
+KAMPALA = "kampala/kampala_west_rgb.tif"  # 2048x2048, EPSG:3857
 
 
 def _load_script(name: str) -> object:
@@ -196,6 +200,7 @@ class EngineProcess:
     data_dir: Path
     process: subprocess.Popen
     info: dict
+    log: object
 
     @property
     def token(self) -> str:
@@ -209,6 +214,7 @@ class EngineProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
+        self.log.close()
 
 
 def start_engine(data_dir: Path, model: Path | None, timeout: float = 180.0) -> EngineProcess:
@@ -235,6 +241,7 @@ def start_engine(data_dir: Path, model: Path | None, timeout: float = 180.0) -> 
     port_file = data_dir / "engine.json"
     while time.monotonic() < deadline:
         if process.poll() is not None:
+            log.close()
             raise RuntimeError(
                 f"the engine exited ({process.returncode}): "
                 + (data_dir / "engine-test.log").read_text()[-2000:]
@@ -245,9 +252,10 @@ def start_engine(data_dir: Path, model: Path | None, timeout: float = 180.0) -> 
             except ValueError:
                 info = {}
             if info.get("pid") == process.pid:
-                return EngineProcess(data_dir, process, info)
+                return EngineProcess(data_dir, process, info, log)
         time.sleep(0.2)
     process.kill()
+    log.close()
     raise RuntimeError("the engine did not write its port file in time")
 
 

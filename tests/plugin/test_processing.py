@@ -1,0 +1,99 @@
+"""The Processing algorithm runs through processing.run and writes the GeoPackage."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from qgis.core import QgsProcessingException, QgsRasterLayer, QgsVectorLayer
+
+from .conftest import HRO, EngineProcess
+
+ENGINE_FIELDS = {"prompt", "score", "area_m2", "model", "run_id", "created_at", "source"}
+
+
+@pytest.fixture(scope="module")
+def processing_ready():
+    from processing.core.Processing import Processing
+
+    Processing.initialize()
+    import processing
+
+    return processing
+
+
+def test_processing_run_writes_the_geopackage(
+    processing_ready, plugin, engine: EngineProcess, settings_for, real_data: Path, tmp_path
+) -> None:
+    settings_for(data_dir=str(engine.data_dir))
+    output = tmp_path / "cars_and_buildings.gpkg"
+    result = processing_ready.run(
+        "saymap:segmentbytext",
+        {
+            "INPUT": str(real_data / HRO),
+            "PROMPTS": "car\nbuilding",
+            "TILE": 0,
+            "THRESHOLD": 0.5,
+            "OUTPUT": str(output),
+        },
+    )
+    assert Path(result["OUTPUT"]) == output and output.is_file()
+    layer = QgsVectorLayer(str(output), "out", "ogr")
+    assert layer.isValid()
+    assert {f.name() for f in layer.fields()} >= ENGINE_FIELDS
+    assert layer.crs() == QgsRasterLayer(str(real_data / HRO), "r").crs()
+    assert result["FEATURES"] == layer.featureCount()
+    assert {f["prompt"] for f in layer.getFeatures()} <= {"car", "building"}
+
+
+def test_processing_extent_and_existing_output(
+    processing_ready, plugin, engine: EngineProcess, settings_for, real_data: Path, tmp_path
+) -> None:
+    settings_for(data_dir=str(engine.data_dir))
+    raster = QgsRasterLayer(str(real_data / HRO), "r")
+    e = raster.extent()
+    extent = (
+        f"{e.xMinimum()},{e.center().x()},{e.yMinimum()},{e.center().y()} [{raster.crs().authid()}]"
+    )
+    output = tmp_path / "quarter.gpkg"
+    params = {
+        "INPUT": str(real_data / HRO),
+        "PROMPTS": "car",
+        "EXTENT": extent,
+        "OUTPUT": str(output),
+    }
+    processing_ready.run("saymap:segmentbytext", params)
+    assert output.is_file()
+    with sqlite3.connect(output) as db:
+        table = db.execute("SELECT table_name FROM gpkg_contents").fetchone()[0]
+        count = db.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+    assert count == QgsVectorLayer(str(output), "o", "ogr").featureCount()
+    # a second run refuses to overwrite unless asked, with the engine's sentence
+    with pytest.raises(QgsProcessingException, match="exists"):
+        processing_ready.run("saymap:segmentbytext", params)
+    processing_ready.run("saymap:segmentbytext", {**params, "OVERWRITE": True})
+    assert output.is_file()
+
+
+@pytest.mark.slow
+def test_processing_starts_an_engine_when_none_runs(
+    processing_ready, plugin, tiny_model, settings_for, real_data: Path, tmp_path
+) -> None:
+    """No engine: the algorithm starts one (in Processing's thread, so with subprocess)."""
+    from .conftest import install_model
+
+    data_dir = tmp_path / "data"
+    install_model(data_dir, tiny_model)
+    settings_for(data_dir=str(data_dir))
+    output = tmp_path / "o.gpkg"
+    processing_ready.run(
+        "saymap:segmentbytext",
+        {"INPUT": str(real_data / HRO), "PROMPTS": "car", "OUTPUT": str(output)},
+    )
+    assert output.is_file()
+    assert (data_dir / "engine.json").is_file()
+    from saymap.engine_blocking import stop_started_engines
+
+    stop_started_engines()
+    assert not (data_dir / "engine.json").exists()
