@@ -298,9 +298,7 @@ def make_layout(rng: np.random.Generator, size: int = 256) -> Layout:
                         ground = instances == road.instance_id
                         obj.orientation, obj.angle = _along(road, rng)
                         pool = np.argwhere(ground)
-                else:
-                    # Parked off-road: on free ground, away from roads and water.
-                    pass
+                # Everything else stands on free ground, clear of roads and water.
                 if not _place(obj, instances, ground, rng, pool):
                     continue
             region = instances[obj.y0 : obj.y1, obj.x0 : obj.x1]
