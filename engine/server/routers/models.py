@@ -35,7 +35,7 @@ def list_models() -> ModelList:
     return _model_list()
 
 
-@router.put("/v1/models/active", response_model=ModelList, responses=errors(404, 413, 422))
+@router.put("/v1/models/active", response_model=ModelList, responses=errors(400, 404, 413, 422))
 def set_active(body: ActiveModelRequest) -> ModelList:
     try:
         registry.set_active(body.name)
