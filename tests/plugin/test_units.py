@@ -1,0 +1,139 @@
+"""The plugin's pure pieces: prompt parsing, names, messages, set-up steps, API parsing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from .conftest import ENGINE_PYTHON, ROOT
+
+
+@pytest.fixture(autouse=True)
+def _plugin_on_path(plugins_dir: Path) -> None:
+    """The modules are imported from the assembled plugin folder."""
+
+
+def test_parse_prompts() -> None:
+    from saymap.errors import PromptError
+    from saymap.toolbar import parse_prompts
+
+    assert parse_prompts("  storage tanks ") == ("storage tanks",)
+    assert parse_prompts("cars; trees;;") == ("cars", "trees")
+    with pytest.raises(PromptError, match="Type what to map"):
+        parse_prompts(" ; ")
+    with pytest.raises(PromptError, match="At most 16"):
+        parse_prompts(";".join(f"p{i}" for i in range(17)))
+
+
+def test_processing_prompts_split_on_lines() -> None:
+    from saymap.segment_algorithm import split_prompts
+
+    assert split_prompts("car\r\nthe long building; tree\n") == ("car", "the long building", "tree")
+
+
+def test_result_paths_never_reuse_a_file(tmp_path: Path) -> None:
+    from saymap.layers import layer_name, result_path, slug
+
+    assert slug("The long, red-roofed building!") == "the_long_red_roofed_building"
+    assert slug("???") == "result"
+    now = datetime(2025, 1, 2, 3, 4, 5)
+    first = result_path(tmp_path, ("cars",), now)
+    assert first.name == "cars_20250102-030405.gpkg"
+    first.write_bytes(b"")
+    assert result_path(tmp_path, ("cars",), now).name == "cars_20250102-030405_2.gpkg"
+    assert layer_name(("cars", "trees")) == "cars; trees"
+
+
+def test_start_failures_say_what_to_do() -> None:
+    from saymap.engine_launcher import diagnose_start_failure, missing_python_message
+
+    python = Path("/opt/py/bin/python")
+    assert "Set up engine" in missing_python_message(None)
+    missing = diagnose_start_failure(python, 0, "ModuleNotFoundError: No module named 'saymap'", 1)
+    assert "lacks the SayMap engine" in missing and "make setup" in missing
+    busy = "saymap: error: cannot listen on 127.0.0.1:8765: [Errno 98] Address already in use"
+    assert diagnose_start_failure(python, 8765, busy, 2).startswith("Port 8765 is busy")
+    other = "noise\nsaymap: error: an engine (pid 12) already serves /d on port 5\nmore noise"
+    assert diagnose_start_failure(python, 0, other, 2).endswith("already serves /d on port 5")
+
+
+def test_setup_steps_install_into_the_new_venv_only(tmp_path: Path) -> None:
+    from saymap.engine_setup import TEXT_ENCODER_PACKAGE, TORCH_CPU_INDEX, setup_steps
+
+    venv = tmp_path / "engine-venv"
+    cpu = setup_steps(Path("/usr/bin/python3"), venv, str(ROOT), cuda=False)
+    assert cpu[0].program == "/usr/bin/python3" and cpu[0].arguments == ("-m", "venv", str(venv))
+    assert all(step.program == str(venv / "bin" / "python") for step in cpu[1:])
+    install = cpu[1].arguments
+    assert install[-1] == str(ROOT) and TORCH_CPU_INDEX in install
+    assert cpu[2].arguments[-2:] == ("--no-deps", TEXT_ENCODER_PACKAGE)
+    cuda = setup_steps(Path("/usr/bin/python3"), venv, "saymap", cuda=True)
+    assert TORCH_CPU_INDEX not in cuda[1].arguments and cuda[1].arguments[-1] == "saymap"
+
+
+def test_found_pythons_are_new_enough() -> None:
+    from saymap.engine_setup import MIN_PYTHON, find_pythons, python_version
+
+    found = find_pythons()
+    assert found, "no Python 3.11+ on PATH"
+    assert all(version >= MIN_PYTHON for _, version in found)
+    assert python_version(Path("/nonexistent/python")) is None
+
+
+def test_api_documents_parse() -> None:
+    from saymap.engine_client import Aoi, DeviceInfo, JobInfo, SegmentRequest
+
+    gpu = DeviceInfo("cuda", "NVIDIA H100", 81559, "auto: CUDA")
+    assert gpu.describe() == "CUDA: NVIDIA H100, 80 GB"
+    assert DeviceInfo("cpu", "x86_64", None, "").describe() == "CPU (x86_64)"
+    job = JobInfo.from_json(
+        {"id": "a", "kind": "segment", "state": "done", "progress": 1, "message": "",
+         "created_at": "t", "started_at": None, "finished_at": None, "request": {},
+         "result": {"output": "/x.gpkg", "n_features": 3}, "metrics": None, "error": None}
+    )  # fmt: skip
+    assert job.terminal and job.output == "/x.gpkg"
+    body = SegmentRequest(
+        raster="/r.tif", prompts=("a",), output="/o.gpkg", aoi=Aoi("EPSG:4326", (0, 0, 1, 1))
+    ).to_json()
+    assert json.loads(json.dumps(body))["aoi"] == {
+        "bounds": [0, 0, 1, 1],
+        "wkt": None,
+        "crs": "EPSG:4326",
+    }
+    assert body["prompts"] == ["a"] and body["bands"] is None
+
+
+def test_data_dir_agrees_with_the_engine(tmp_path: Path) -> None:
+    """The plugin's stdlib guess of the data folder is the one the engine uses."""
+    if not ENGINE_PYTHON.is_file():
+        pytest.skip("no engine venv")
+    env = {k: v for k, v in os.environ.items() if k not in {"SAYMAP_DATA_DIR", "XDG_DATA_HOME"}}
+    env["HOME"] = str(tmp_path)
+    engine_says = subprocess.run(
+        [str(ENGINE_PYTHON), "-c", "from saymap.engine.paths import data_dir; print(data_dir())"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    plugin_says = subprocess.run(
+        [sys.executable, "-c", "from saymap.paths import default_data_dir as d; print(d())"],
+        env={**env, "PYTHONPATH": os.pathsep.join(sys.path)},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert plugin_says == engine_says == str(tmp_path / ".local" / "share" / "saymap")
+
+
+def test_build_info_points_at_this_checkout(plugins_dir: Path) -> None:
+    from saymap.paths import build_info, source_folder
+
+    assert Path(build_info()["source_dir"]) == ROOT
+    assert source_folder() == ROOT
