@@ -401,3 +401,28 @@ def test_datasets_from_layers_for_the_train_request(raster: Path, layer: Path) -
     assert ids.isdisjoint({train[k].sample_id.split("/")[1] for k in range(len(train))})
     with pytest.raises(DatasetError, match="sentence item 1: feature id 'zz'"):
         datasets_from_layers({**request, "sentences": [{"feature_id": "zz", "sentence": "x"}]})
+
+
+def test_several_rasters_each_feature_from_the_one_it_lies_on(
+    raster: Path, layer: Path, tmp_path: Path
+) -> None:
+    halves = []
+    with rasterio.open(raster) as src:
+        for name, col in (("west", 0), ("east", 64)):
+            window = rasterio.windows.Window(col, 0, 64, 128)
+            profile = {**src.profile, "width": 64, "transform": src.window_transform(window)}
+            with rasterio.open(tmp_path / f"{name}.tif", "w", **profile) as dst:
+                dst.write(src.read(window=window))
+            halves.append(LayerSource(tmp_path / f"{name}.tif"))
+    ds = build_layer_dataset(halves, layer, class_field="kind", id_field="fid_text", chip_size=32)
+    where = {r.sample_id: r.raster for r in ds.records}
+    assert where == {"west/a": 0, "east/b": 1, "east/c": 1}
+    square = ds[[r.sample_id for r in ds.records].index("west/a")]
+    assert np.array_equal(square.mask > 0, square.image[..., 0] > 200)
+    far = _write_layer(
+        tmp_path / "far.gpkg",
+        [shapely.affinity.translate(_px_box(0, 0, 10, 10), 5000, 0)],
+        kind=["building"],
+    )
+    with pytest.raises(DatasetError, match="overlaps any of the 2 rasters"):
+        build_layer_dataset(halves, far, class_field="kind")

@@ -40,6 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--expressions", type=Path, help="CSV (id or wkt, sentence) or GeoJSON with sentences"
     )
     chips.add_argument("--label-crs", help="CRS of the labels when the file has none")
+    chips.add_argument(
+        "--classes", help="comma-separated classes to keep; any without features is reported"
+    )
     chips.add_argument("--chip-size", type=int, default=256)
     chips.add_argument(
         "--group", action="store_true", help="one sample per class and chip with all its features"
@@ -90,6 +93,7 @@ def run_chips(args: argparse.Namespace) -> int:
         id_field=args.id_field,
         expressions=args.expressions,
         label_crs=args.label_crs,
+        classes=[c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None,
         chip_size=args.chip_size,
         group=args.group,
     )

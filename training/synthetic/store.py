@@ -249,7 +249,7 @@ class SyntheticDataset:
             kind=r["kind"],
             expression_type=r["type"],
             class_name=r["class"],
-            sample_id=f"{r['scene_id']}:{index}",
+            sample_id=f"{r['scene_id']}:{r['line']}",
             source="synthetic",
         )
 
@@ -272,8 +272,9 @@ def load_synthetic(
         raise DatasetError(f"unknown split {split!r}; known: {', '.join(SPLITS)}")
     records = []
     with (root / "expressions.jsonl").open() as lines:
-        for line in lines:
+        for number, line in enumerate(lines, start=1):
             r = json.loads(line)
+            r["line"] = number  # a stable id: the line in expressions.jsonl
             if split is not None and r["split"] != split:
                 continue
             if kinds is not None and r["kind"] not in kinds:
