@@ -53,7 +53,7 @@ SYNONYMS = {
     "airplane": ("airplane", "plane", "aircraft"),
     "ship": ("ship", "boat", "vessel"),
     "building": ("building", "house"),
-    "water": ("water", "pond", "water body"),
+    "water": ("water", "water body"),
 }
 
 
