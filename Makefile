@@ -48,6 +48,7 @@ screenshots: setup
 
 bench: setup
 	$(PY) scripts/bench.py
+	$(PY) scripts/bench_server.py --write-benchmarks
 
 clean:
 	rm -rf build dist *.egg-info out

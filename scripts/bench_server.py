@@ -1,0 +1,283 @@
+"""Load test of the engine server on loopback: many clients poll while a segment job runs.
+
+Starts a real `saymap serve` in a temporary data folder, keeps a segment job running on a
+real raster for the whole window (resubmitting when one finishes), and has N clients poll
+`GET /v1/health` and `GET /v1/jobs/{id}` as fast as they can. Prints latency percentiles
+and the error count (any non-200 or transport error); `--write-benchmarks` puts the table
+into BENCHMARKS.md's "Server" section.
+
+    .venv/bin/python scripts/bench_server.py                   # 50 clients, 30 s
+    .venv/bin/python scripts/bench_server.py --clients 10 --seconds 5 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+KAMPALA = ROOT.parent / "shared" / "data" / "real" / "kampala" / "kampala_west_rgb.tif"
+BENCHMARKS = ROOT / "BENCHMARKS.md"
+MODEL_NAME = "bench-tiny"
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of a non-empty list."""
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+def build_model(models_dir: Path) -> Path:
+    """A `tiny` checkpoint with random weights: the server's latency does not depend on them."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+
+    from saymap.engine.model import SaymapConfig, SaymapModel, save_model
+
+    torch.manual_seed(0)
+    card = {"name": MODEL_NAME, "note": "random weights, for the server load test"}
+    return save_model(SaymapModel(SaymapConfig.named("tiny")), models_dir / MODEL_NAME, card)
+
+
+class Engine:
+    def __init__(self, data_dir: Path) -> None:
+        env = {**os.environ, "SAYMAP_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1"}
+        command = [sys.executable, "-m", "saymap.engine.cli", "serve", "--port", "0"]
+        self.process = subprocess.Popen(
+            [*command, "--no-preload"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            if "saymap engine listening on" in line:
+                break
+        else:
+            raise SystemExit("bench_server: the engine did not start")
+        threading.Thread(target=self.process.stdout.read, daemon=True).start()  # drain
+        info = json.loads((data_dir / "engine.json").read_text())
+        self.base_url = f"http://127.0.0.1:{info['port']}"
+        self.headers = {"Authorization": f"Bearer {Path(info['token_path']).read_text().strip()}"}
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(60)
+
+
+class JobKeeper:
+    """Keeps one segment job running: submits another as soon as the current one ends."""
+
+    def __init__(self, engine: Engine, raster: Path, out_dir: Path, tile: int) -> None:
+        self.engine, self.raster, self.out_dir, self.tile = engine, raster, out_dir, tile
+        self.job_id = ""
+        self.submitted = 0
+        self.running_samples = 0
+        self.samples = 0
+
+    async def submit(self, client: httpx.AsyncClient) -> None:
+        body = {
+            "raster": str(self.raster),
+            "prompts": ["red roof"],
+            "output": str(self.out_dir / f"load-{self.submitted}.gpkg"),
+            "tile": self.tile,
+        }
+        response = await client.post("/v1/segment", json=body)
+        response.raise_for_status()
+        self.job_id = response.json()["id"]
+        self.submitted += 1
+
+    async def run(self, client: httpx.AsyncClient, until: float) -> None:
+        while time.perf_counter() < until:
+            job = (await client.get(f"/v1/jobs/{self.job_id}")).raise_for_status().json()
+            self.samples += 1
+            self.running_samples += job["state"] == "running"
+            if job["state"] in {"done", "failed", "cancelled"}:
+                if job["state"] != "done":
+                    raise SystemExit(f"bench_server: the segment job ended {job['state']}: {job}")
+                await self.submit(client)
+            await asyncio.sleep(0.2)
+
+
+async def poll(
+    engine: Engine, keeper: JobKeeper, until: float, latencies: dict[str, list[float]]
+) -> int:
+    """One client: alternately health and job status, as fast as answers come."""
+    errors = 0
+    limits = httpx.Limits(max_connections=1)
+    async with httpx.AsyncClient(
+        base_url=engine.base_url, headers=engine.headers, limits=limits, timeout=30
+    ) as client:
+        turn = 0
+        while time.perf_counter() < until:
+            name, path = (
+                ("health", "/v1/health")
+                if turn % 2 == 0
+                else ("status", f"/v1/jobs/{keeper.job_id}")
+            )
+            turn += 1
+            start = time.perf_counter()
+            try:
+                response = await client.get(path)
+                ok = response.status_code == 200
+            except httpx.HTTPError:
+                ok = False
+            elapsed = time.perf_counter() - start
+            if ok:
+                latencies[name].append(elapsed)
+            else:
+                errors += 1
+    return errors
+
+
+async def load(engine: Engine, keeper: JobKeeper, clients: int, seconds: float) -> dict[str, Any]:
+    latencies: dict[str, list[float]] = {"health": [], "status": []}
+    async with httpx.AsyncClient(
+        base_url=engine.base_url, headers=engine.headers, timeout=60
+    ) as control:
+        await keeper.submit(control)
+        while (await control.get(f"/v1/jobs/{keeper.job_id}")).json()["state"] != "running":
+            await asyncio.sleep(0.1)
+        start = time.perf_counter()
+        until = start + seconds
+        results = await asyncio.gather(
+            keeper.run(control, until),
+            *(poll(engine, keeper, until, latencies) for _ in range(clients)),
+        )
+        wall = time.perf_counter() - start
+        await control.delete(f"/v1/jobs/{keeper.job_id}")
+    errors = sum(r for r in results[1:] if isinstance(r, int))
+    summary: dict[str, Any] = {
+        "clients": clients,
+        "seconds": round(wall, 2),
+        "errors": errors,
+        "segment_jobs_submitted": keeper.submitted,
+        "job_running_fraction": round(keeper.running_samples / max(1, keeper.samples), 3),
+    }
+    for name, values in latencies.items():
+        summary[name] = {
+            "requests": len(values),
+            "per_s": round(len(values) / wall, 1),
+            **{
+                f"p{q}_ms": round(1000 * percentile(values, q), 2) if values else None
+                for q in (50, 95, 99)
+            },
+            "max_ms": round(1000 * max(values), 2) if values else None,
+        }
+    return summary
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import torch
+
+    return f"{cpu}, {os.cpu_count()} logical cores, torch {torch.__version__}, {platform.system()}"
+
+
+def markdown(summary: dict[str, Any], command: str) -> str:
+    rows = "\n".join(
+        f"| `{path}` | {summary[name]['requests']} | {summary[name]['per_s']} | "
+        f"{summary[name]['p50_ms']} | {summary[name]['p95_ms']} | {summary[name]['p99_ms']} | "
+        f"{summary[name]['max_ms']} |"
+        for name, path in (("status", "GET /v1/jobs/{id}"), ("health", "GET /v1/health"))
+    )
+    return f"""## Server
+
+Loopback load test: {summary["clients"]} concurrent clients poll `GET /v1/health` and
+`GET /v1/jobs/{{id}}` in turn for {summary["seconds"]} s while a segment job runs (kampala
+2048×2048, tile 256, `tiny` model with random weights; a new job is submitted whenever
+one ends: {summary["segment_jobs_submitted"]} submitted, a job was running in
+{100 * summary["job_running_fraction"]:.0f} % of samples). Latency is measured by the clients,
+which run in one asyncio process on the same machine as the engine and its job.
+
+Errors (non-200 or transport): **{summary["errors"]}**
+
+| call | requests | per s | p50 ms | p95 ms | p99 ms | max ms |
+|---|---:|---:|---:|---:|---:|---:|
+{rows}
+
+Machine: {machine()}. Command: `{command}`.
+"""
+
+
+def write_section(section: str) -> None:
+    """Replace (or append) the "## Server" section of BENCHMARKS.md, leaving the rest as is."""
+    text = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n"
+    pattern = re.compile(r"^## Server\n.*?(?=^## |\Z)", re.S | re.M)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section + "\n", text, count=1)
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    BENCHMARKS.write_text(text.rstrip("\n") + "\n")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--raster", type=Path, default=KAMPALA)
+    parser.add_argument("--tile", type=int, default=256)
+    parser.add_argument("--model-dir", type=Path, help="a model folder to serve (else built)")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument("--write-benchmarks", action="store_true", help="update BENCHMARKS.md")
+    args = parser.parse_args()
+    if not args.raster.is_file():
+        print(f"bench_server: skipped: raster {args.raster} not found", file=sys.stderr)
+        return 0
+
+    work = Path(tempfile.mkdtemp(prefix="saymap-bench-server-"))
+    try:
+        data_dir, out_dir = work / "data", work / "out"
+        (data_dir / "models").mkdir(parents=True)
+        out_dir.mkdir()
+        if args.model_dir is not None:
+            shutil.copytree(args.model_dir, data_dir / "models" / args.model_dir.name)
+            name = args.model_dir.name
+        else:
+            name = build_model(data_dir / "models").name
+        (data_dir / "active_model").write_text(name + "\n")
+        engine = Engine(data_dir)
+        try:
+            keeper = JobKeeper(engine, args.raster, out_dir, args.tile)
+            summary = asyncio.run(load(engine, keeper, args.clients, args.seconds))
+        finally:
+            engine.stop()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    command = "make bench" if os.environ.get("MAKELEVEL") else " ".join(["python", *sys.argv])
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(markdown(summary, command))
+    if args.write_benchmarks:
+        write_section(markdown(summary, command))
+    return 1 if summary["errors"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
