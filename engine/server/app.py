@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from saymap.engine import registry
 from saymap.engine.errors import ModelNotFoundError, SaymapError
 from saymap.engine.server.jobs import JobManager
 from saymap.engine.server.models_cache import ModelCache
@@ -118,6 +119,7 @@ def _engine_state(settings: Settings, preload: bool) -> EngineState:
         devices=devices,
         auto_device=auto_device(devices),
         torch_version=str(torch.__version__),
+        active_model=registry.active_name(),
     )
     recovered = manager.start()
     if recovered:
@@ -149,7 +151,7 @@ def create_app(settings: Settings | None = None, *, preload: bool = False) -> Fa
         summary=f"Local API v{API_VERSION}: segment rasters from a sentence, as jobs.",
         lifespan=lifespan,
     )
-    app.dependency_overrides[get_settings] = lambda: settings
+    app.state.settings = settings  # what verify_token checks against
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(SaymapError, _on_saymap_error)

@@ -20,8 +20,11 @@ class EngineState:
     devices: list[dict[str, Any]]
     auto_device: dict[str, Any]
     torch_version: str
+    # Read from the registry at start and on every /v1/models call, so health (polled
+    # often) answers from memory without touching the disk.
+    active_model: str
 
 
-def get_engine(request: Request) -> EngineState:
-    """A dependency: the state the app's lifespan built."""
+async def get_engine(request: Request) -> EngineState:
+    """A dependency: the state the app's lifespan built (async: no thread-pool hop)."""
     return request.app.state.engine

@@ -6,7 +6,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from saymap.engine import registry
 from saymap.engine.server.schemas import DeviceInfo, Health
 from saymap.engine.server.settings import API_VERSION
 from saymap.engine.server.state import EngineState, get_engine
@@ -16,7 +15,7 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/v1/health", response_model=Health)
-def health(engine: Annotated[EngineState, Depends(get_engine)]) -> Health:
+async def health(engine: Annotated[EngineState, Depends(get_engine)]) -> Health:
     return Health(
         engine_version=__version__,
         api_version=API_VERSION,
@@ -24,5 +23,5 @@ def health(engine: Annotated[EngineState, Depends(get_engine)]) -> Health:
         device=DeviceInfo(**engine.auto_device),
         devices=[DeviceInfo(**d) for d in engine.devices],
         models_loaded=engine.models.loaded(),
-        active_model=registry.active_name(),
+        active_model=engine.active_model,
     )
