@@ -14,11 +14,23 @@ def _cpu_memory_mb() -> int | None:
         return None  # not a POSIX system (Windows); the number is informative only
 
 
+def _cpu_name() -> str:
+    """The CPU's model name where the OS tells it (Linux), else the architecture."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "cpu"
+
+
 def list_devices() -> list[dict[str, Any]]:
     """CPU always; each CUDA device with its total memory; MPS when present."""
     import torch
 
-    cpu_name = platform.processor() or platform.machine() or "cpu"
+    cpu_name = _cpu_name()
     devices: list[dict[str, Any]] = [
         {
             "type": "cpu",

@@ -6,6 +6,7 @@ of `saymap.training` is missing, the job fails with a sentence saying so, never 
 
 from __future__ import annotations
 
+import glob
 import importlib
 import logging
 import shutil
@@ -85,7 +86,9 @@ def start_training(request: TrainRequest, context: JobContext) -> dict[str, Any]
     )
     context.raise_if_cancelled()
     out_dir = paths.data_dir() / "training" / context.job_id
-    context.set_cleanup([str(out_dir)])
+    # If killed: the work folder, and registry.register's hidden copy of a half-copied model.
+    models_dir = glob.escape(str(paths.user_models_dir()))
+    context.set_cleanup([str(out_dir), f"{models_dir}/.{glob.escape(request.name)}.*"])
 
     def on_event(event: Any) -> None:
         total = max(1, int(event.total_steps))

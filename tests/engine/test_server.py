@@ -127,6 +127,8 @@ def test_segment_job_on_a_real_raster_writes_a_geopackage_in_its_crs(
         info["fields"]
     )
     assert leftovers(tmp_path, "cars") == ["cars.gpkg"]  # no temp file beside it
+    health = httpx.get(f"{engine.base_url}/v1/health").json()
+    assert any(m.startswith(f"{TEST_MODEL}@") for m in health["models_loaded"])  # kept warm
 
 
 @pytest.mark.real_data
