@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -229,32 +230,55 @@ def machine() -> str:
         pass
     import torch
 
-    return f"{cpu}, {os.cpu_count()} logical cores, torch {torch.__version__}, {platform.system()}"
+    memory = ""
+    if hasattr(os, "sysconf"):
+        with contextlib.suppress(ValueError, OSError):
+            memory = f", {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB"
+    gpu = "no GPU" if not torch.cuda.is_available() else torch.cuda.get_device_name(0)
+    return (
+        f"{cpu}, {os.cpu_count()} logical cores{memory}, {gpu}, torch {torch.__version__}, "
+        f"{platform.system()}"
+    )
 
 
-def markdown(summary: dict[str, Any], command: str) -> str:
+def _context() -> str:
+    """When and where: date, commit, and how busy the machine was before the run."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+    except OSError:
+        commit = ""
+    load = f"{os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else "n/a"
+    day = time.strftime("%Y-%m-%d")
+    return f"Measured on {day} at commit {commit or '?'}; load average {load} before the run."
+
+
+def markdown(summary: dict[str, Any], command: str, context: str) -> str:
     rows = "\n".join(
         f"| `{path}` | {summary[name]['requests']} | {summary[name]['per_s']} | "
         f"{summary[name]['p50_ms']} | {summary[name]['p95_ms']} | {summary[name]['p99_ms']} | "
         f"{summary[name]['max_ms']} |"
         for name, path in (("status", "GET /v1/jobs/{id}"), ("health", "GET /v1/health"))
     )
+    running = 100 * summary["job_running_fraction"]
     return f"""## Server
 
-Loopback load test: {summary["clients"]} concurrent clients poll `GET /v1/health` and
-`GET /v1/jobs/{{id}}` in turn for {summary["seconds"]} s while a segment job runs (kampala
-2048×2048, tile 256, `tiny` model with random weights; a new job is submitted whenever
-one ends: {summary["segment_jobs_submitted"]} submitted, a job was running in
-{100 * summary["job_running_fraction"]:.0f} % of samples). Latency is measured by the clients,
-which run in one asyncio process on the same machine as the engine and its job.
+Loopback load test (`scripts/bench_server.py`): {summary["clients"]} concurrent clients, each on
+its own keep-alive connection, poll `GET /v1/health` and `GET /v1/jobs/{{id}}` in turn for
+{summary["seconds"]} s while a segment job runs (kampala 2048×2048, tile 256, the `tiny` model
+with random weights; {summary["segment_jobs_submitted"]} job(s) submitted, one running in
+{running:.0f} % of the samples). Every answer is checked (status 200, the right body).
+Latency is measured by the clients, which run in one asyncio process on the same machine
+as the engine and its job, so all three share the cores.
 
-Errors (non-200 or transport): **{summary["errors"]}**
+Errors (non-200, wrong body or transport): **{summary["errors"]}**
 
 | call | requests | per s | p50 ms | p95 ms | p99 ms | max ms |
 |---|---:|---:|---:|---:|---:|---:|
 {rows}
 
-Machine: {machine()}. Command: `{command}`.
+Machine: {machine()}. Command: `{command}`. {context}
 """
 
 
@@ -283,6 +307,7 @@ def main() -> int:
         print(f"bench_server: skipped: raster {args.raster} not found", file=sys.stderr)
         return 0
 
+    context = _context()
     work = Path(tempfile.mkdtemp(prefix="saymap-bench-server-"))
     try:
         data_dir, out_dir = work / "data", work / "out"
@@ -303,13 +328,18 @@ def main() -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    command = "make bench" if os.environ.get("MAKELEVEL") else " ".join(["python", *sys.argv])
+    if os.environ.get("MAKELEVEL"):
+        command = "make bench"
+    else:
+        python = Path(sys.executable)
+        shown = ".venv/bin/python" if ROOT / ".venv" in python.parents else "python"
+        command = " ".join([shown, *sys.argv])
     if args.json:
         print(json.dumps(summary))
     else:
-        print(markdown(summary, command))
+        print(markdown(summary, command, context))
     if args.write_benchmarks:
-        write_section(markdown(summary, command))
+        write_section(markdown(summary, command, context))
     return 1 if summary["errors"] else 0
 
 
