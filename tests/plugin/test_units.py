@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from datetime import datetime
@@ -70,11 +71,15 @@ def test_setup_steps_install_into_the_new_venv_only(tmp_path: Path) -> None:
     cpu = setup_steps(Path("/usr/bin/python3"), venv, str(ROOT), cuda=False)
     assert cpu[0].program == "/usr/bin/python3" and cpu[0].arguments == ("-m", "venv", str(venv))
     assert all(step.program == str(venv / "bin" / "python") for step in cpu[1:])
-    install = cpu[1].arguments
-    assert install[-1] == str(ROOT) and TORCH_CPU_INDEX in install
-    assert cpu[2].arguments[-2:] == ("--no-deps", TEXT_ENCODER_PACKAGE)
-    cuda = setup_steps(Path("/usr/bin/python3"), venv, "saymap", cuda=True)
-    assert TORCH_CPU_INDEX not in cuda[1].arguments and cuda[1].arguments[-1] == "saymap"
+    torch_step, engine_step, encoder_step = (s.arguments for s in cpu[1:4])
+    pin = re.search(r'"(torch==[^"]+)"', (ROOT / "pyproject.toml").read_text()).group(1)
+    assert TORCH_CPU_INDEX in torch_step and torch_step[-1] == pin  # the source's own pin
+    assert "--no-deps" in torch_step
+    assert engine_step[-1] == str(ROOT) and TORCH_CPU_INDEX not in engine_step
+    assert encoder_step[-2:] == ("--no-deps", TEXT_ENCODER_PACKAGE)
+    cuda = setup_steps(Path("/usr/bin/python3"), venv, "saymap", cuda=True, extra_pip_args=("-q",))
+    assert TORCH_CPU_INDEX not in cuda[1].arguments and cuda[1].arguments[-1] == "torch"
+    assert cuda[2].arguments[-1] == "saymap" and "-q" in cuda[2].arguments
 
 
 def test_found_pythons_are_new_enough() -> None:
