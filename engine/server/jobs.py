@@ -218,11 +218,6 @@ class JobManager:
     def close(self) -> None:
         self._store.close()
 
-    @property
-    def busy(self) -> bool:
-        with self._lock:
-            return self._running is not None or bool(self._queue)
-
     # -- the worker ------------------------------------------------------------------------
 
     def _work(self) -> None:

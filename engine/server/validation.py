@@ -26,6 +26,11 @@ def bad_request(detail: str) -> HTTPException:
     return HTTPException(status.HTTP_400_BAD_REQUEST, detail)
 
 
+def same_path(a: str, b: str) -> bool:
+    """Whether two absolute paths name the same file (case-insensitively where the OS is)."""
+    return os.path.normcase(os.path.abspath(a)) == os.path.normcase(os.path.abspath(b))
+
+
 def _stat(path: str, label: str) -> os.stat_result | None:
     """os.stat that turns every failure into 'absent' or a 400, never a 500."""
     try:
@@ -127,9 +132,7 @@ def check_segment(request: SegmentRequest) -> dict[str, Any]:
     from saymap.engine.raster import open_raster
 
     check_input_file(request.raster, "raster")
-    if os.path.normcase(os.path.abspath(request.output)) == os.path.normcase(
-        os.path.abspath(request.raster)
-    ):
+    if same_path(request.output, request.raster):
         raise bad_request("the output must not be the raster itself")
     check_output(request.output, request.overwrite)
     model = resolve_model(request.model)

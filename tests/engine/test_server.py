@@ -224,6 +224,11 @@ def test_a_queued_job_is_cancelled_at_once(engine: Engine, real_data: Path, tmp_
             json={"raster": raster, "prompts": ["roof"], "output": str(tmp_path / "2.gpkg")},
         ).raise_for_status()
         assert second.json()["state"] == "queued"  # one device-heavy job at a time
+        same_output = client.post(
+            "/v1/segment",
+            json={"raster": raster, "prompts": ["car"], "output": str(tmp_path / "1.gpkg")},
+        )
+        assert same_output.status_code == 409 and "already writing" in same_output.text
         cancelled = client.delete(f"/v1/jobs/{second.json()['id']}").raise_for_status().json()
         assert cancelled["state"] == "cancelled" and cancelled["started_at"] is None
         client.delete(f"/v1/jobs/{first.json()['id']}").raise_for_status()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, status
@@ -12,13 +11,9 @@ from saymap.engine.server.routers import errors
 from saymap.engine.server.routers.jobs import job_info
 from saymap.engine.server.schemas import JobInfo, SegmentRequest
 from saymap.engine.server.state import EngineState, get_engine
-from saymap.engine.server.validation import check_segment
+from saymap.engine.server.validation import check_segment, same_path
 
 router = APIRouter(tags=["jobs"], dependencies=[Depends(verify_token)], responses=errors(401))
-
-
-def _same_output(a: str, b: str) -> bool:
-    return os.path.normcase(os.path.abspath(a)) == os.path.normcase(os.path.abspath(b))
 
 
 @router.post(
@@ -31,7 +26,7 @@ def segment(body: SegmentRequest, engine: Annotated[EngineState, Depends(get_eng
     """Queue a segmentation of `raster` by each prompt into the GeoPackage `output`."""
     request = check_segment(body)
     for job in engine.jobs.unfinished():
-        if job.kind == "segment" and _same_output(job.request["output"], body.output):
+        if job.kind == "segment" and same_path(job.request["output"], body.output):
             raise HTTPException(
                 status.HTTP_409_CONFLICT,
                 f"job {job.id} is already writing {body.output}; wait for it or cancel it",
