@@ -83,6 +83,13 @@ class SegmentRunner(QObject):
         folder = results_folder(
             settings.output_dir, project, settings.resolved_data_dir() / "results"
         )
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SayMapPluginError(
+                f"Cannot make the results folder {folder} ({exc.strerror}); choose another "
+                "in SayMap Settings."
+            ) from exc
         output = result_path(folder, run_input.prompts, datetime.now())
         raster_path = local_raster_path(layer)
         export = None

@@ -117,6 +117,7 @@ class SegmentByTextAlgorithm(QgsProcessingAlgorithm):
         if not output.lower().endswith(".gpkg"):
             output += ".gpkg"
         settings = load_settings()
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
         try:
             prompts = split_prompts(self.parameterAsString(parameters, self.PROMPTS, context))
             aoi = None

@@ -67,6 +67,7 @@ class SayMapToolbar(QToolBar):
         self.prompt_combo.setEditable(True)
         self.prompt_combo.setInsertPolicy(QComboBox.NoInsert)
         self.prompt_combo.setMinimumWidth(260)
+        self.prompt_combo.setMaximumWidth(480)
         self.prompt_combo.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
         self.prompt_combo.lineEdit().setPlaceholderText("What to map, e.g. storage tanks")
         self.prompt_combo.setToolTip("What to map; Enter runs. Several prompts: separate with ;")
