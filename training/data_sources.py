@@ -54,6 +54,70 @@ def _evenly(dataset: SampleDataset, limit: int | None) -> SampleDataset:
     return Subset(dataset, [int(i * step) for i in range(limit)])
 
 
+LAYER_KEYS = {
+    "rasters": "raster paths to cut chips from",
+    "labels": "a polygon layer (GeoPackage, GeoJSON, Shapefile)",
+    "class_field": "the field holding each feature's class name",
+    "class_name": "one class name for every feature (instead of class_field)",
+    "text_field": "a field holding full sentences",
+    "id_field": "the field sentences refer to features by",
+    "expressions": "a CSV or GeoJSON of (feature id or geometry, sentence)",
+    "sentences": "a list of {feature_id | wkt, sentence} tables",
+    "label_crs": "the labels' CRS when the file does not say",
+    "validation_fraction": "share of features held out for validation (by feature id)",
+    "group": "also make one 'all <class>' sample per chip",
+    "region": "[col_off, row_off, width, height]: only chips inside this pixel window",
+}
+
+
+def layer_datasets(spec: dict, chip_size: int) -> tuple[SampleDataset, SampleDataset | None]:
+    """One [[data.layers]] table: rasters + a label layer (+ sentences) as train/validation."""
+    from saymap.training.datasets import LayerSource, build_layer_dataset, held_out
+
+    unknown = sorted(set(spec) - set(LAYER_KEYS))
+    if unknown:
+        raise DatasetError(
+            f"unknown key(s) in a [[data.layers]] table: {', '.join(unknown)}; "
+            f"known: {', '.join(LAYER_KEYS)}"
+        )
+    if "rasters" not in spec or "labels" not in spec:
+        raise DatasetError("each [[data.layers]] table needs `rasters` and `labels`")
+    built = build_layer_dataset(
+        [LayerSource(Path(p)) for p in spec["rasters"]],
+        spec["labels"],
+        class_field=spec.get("class_field"),
+        class_name=spec.get("class_name"),
+        text_field=spec.get("text_field"),
+        id_field=spec.get("id_field"),
+        expressions=spec.get("expressions"),
+        sentences=spec.get("sentences"),
+        label_crs=spec.get("label_crs"),
+        chip_size=chip_size,
+        group=bool(spec.get("group", False)),
+    )
+    for line in built.report.lines():
+        log.info("%s: %s", Path(spec["labels"]).name, line)
+    keep = list(range(len(built.records)))
+    if "region" in spec:  # a spatial split: chips wholly inside the window
+        col0, row0, width, height = (int(v) for v in spec["region"])
+        keep = [
+            k
+            for k in keep
+            if col0 <= built.records[k].col
+            and built.records[k].col + built.records[k].size <= col0 + width
+            and row0 <= built.records[k].row
+            and built.records[k].row + built.records[k].size <= row0 + height
+        ]
+        if not keep:
+            raise DatasetError(f"no chip of {spec['labels']} lies inside region {spec['region']}")
+    fraction = float(spec.get("validation_fraction", 0.0))
+    if fraction <= 0.0:
+        return Subset(built, keep), None
+    val = [k for k in keep if held_out(built.records[k].sample_id, fraction)]
+    train = [k for k in keep if not held_out(built.records[k].sample_id, fraction)]
+    return Subset(built, train), Subset(built, val)
+
+
 def build_datasets(data: DataSection) -> tuple[SampleDataset, SampleDataset | None]:
     """Every source the recipe names, concatenated: (train, validation)."""
     train: list[SampleDataset] = []
@@ -65,8 +129,6 @@ def build_datasets(data: DataSection) -> tuple[SampleDataset, SampleDataset | No
         train.append(load_synthetic(root, "train"))
         val.append(load_synthetic(root, "val"))
     for spec in data.layers:
-        from saymap.training.layer_source import layer_datasets
-
         part_train, part_val = layer_datasets(spec, data.chip_size)
         train.append(part_train)
         if part_val is not None:
