@@ -50,7 +50,8 @@ def test_prompt_in_toolbar_adds_styled_layer(
     plugin, iface: IfaceStandIn, engine: EngineProcess, settings_for, real_data, tmp_path, qtbot
 ) -> None:
     project = QgsProject.instance()
-    settings_for(data_dir=str(engine.data_dir), output_dir=str(tmp_path))
+    results = tmp_path / "not" / "yet" / "there"
+    settings_for(data_dir=str(engine.data_dir), output_dir=str(results))
     raster = add_raster(project, real_data / HRO, "hro")
 
     result = type_and_run(qtbot, plugin, raster, "car")
@@ -61,7 +62,7 @@ def test_prompt_in_toolbar_adds_styled_layer(
     assert result.name() == "car"
     assert result.providerType() == "ogr"  # a GeoPackage on disk, not a memory layer
     source = Path(result.source().split("|")[0])
-    assert source.parent == tmp_path and source.suffix == ".gpkg" and source.is_file()
+    assert source.parent == results and source.suffix == ".gpkg" and source.is_file()
     assert {f.name() for f in result.fields()} >= ENGINE_FIELDS
     assert result.crs() == raster.crs()
     job = plugin.runner.toolbar  # the toolbar is idle again
@@ -80,7 +81,8 @@ def test_canvas_extent_area_goes_to_the_engine(
     plugin, iface: IfaceStandIn, engine: EngineProcess, settings_for, real_data, tmp_path, qtbot
 ) -> None:
     project = QgsProject.instance()
-    settings_for(data_dir=str(engine.data_dir), output_dir=str(tmp_path))
+    project.setFileName(str(tmp_path / "project.qgz"))  # results go beside the project
+    settings_for(data_dir=str(engine.data_dir))
     raster = add_raster(project, real_data / HRO, "hro")
     wgs84 = QgsCoordinateReferenceSystem("EPSG:4326")
     extent = raster.extent()
@@ -102,6 +104,7 @@ def test_canvas_extent_area_goes_to_the_engine(
 
     request = _last_job(engine).request
     assert request["aoi"]["crs"] == "EPSG:4326" and request["aoi"]["bounds"] is not None
+    assert Path(request["output"]).parent == tmp_path / "saymap_results"
     assert result.crs() == raster.crs()
     if result.featureCount():
         shown.grow(1.0)  # metres: polygons follow pixel edges
