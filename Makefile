@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup demo test test-engine lint bench package clean setup-qgis test-plugin screenshots
+.PHONY: setup demo test test-engine lint bench package clean setup-qgis test-plugin screenshots train-default
 
 setup: $(STAMP) $(QGIS_STAMP)
 
@@ -49,6 +49,10 @@ screenshots: setup
 bench: setup
 	$(PY) scripts/bench.py
 	$(PY) scripts/bench_server.py --write-benchmarks
+
+# Rebuilds engine/models/default from training/recipes/default.toml (needs ../shared).
+train-default: $(STAMP)
+	bash scripts/train_default.sh
 
 clean:
 	rm -rf build dist *.egg-info out
