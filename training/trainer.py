@@ -14,6 +14,7 @@ Every step's batch is a pure function of (seed, stage, step), and the state is s
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import threading
 import time
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import save_file
 
 from saymap.engine.errors import Cancelled, DatasetError
 from saymap.engine.model import SaymapConfig, SaymapModel, load_model, save_model
@@ -38,6 +40,7 @@ from saymap.training.train_state import load_state, save_state
 from saymap.training.wrel import Pools, draw_batch, ema_momentum, ema_update, split_pools
 
 log = logging.getLogger(__name__)
+CLASS_BANK_FILE = "class_bank.safetensors"
 
 
 @dataclass
@@ -414,6 +417,13 @@ class Trainer:
             "notes": notes,
         }
         model_dir = save_model(final, self.out_dir / "model", card)
+        if self.recipe.wrel.method == "lrb-wrel" and self.pools.weak:
+            # Kept beside the model whether or not it was attached, so both can be compared.
+            save_file(
+                {"entries": self.class_bank.entries.detach().cpu().contiguous()},
+                str(self.out_dir / CLASS_BANK_FILE),
+                metadata={"classes": json.dumps(self.pools.classes)},
+            )
         barrier(self.dist)
         self.events(
             TrainEvent("done", steps, self.total, metrics=metrics, message=f"saved {model_dir}")
