@@ -77,6 +77,13 @@ def plan_export(
         )
     width = max(1, math.ceil(area.width() / resolution_x))
     height = max(1, math.ceil(area.height() / resolution_y))
+    # grow the area to whole pixels so the resolution is exactly the one asked for
+    area = QgsRectangle(
+        area.xMinimum(),
+        area.yMaximum() - height * resolution_y,
+        area.xMinimum() + width * resolution_x,
+        area.yMaximum(),
+    )
     if width * height > MAX_EXPORT_PIXELS:
         raise RasterExportError(
             f"Exporting “{layer.name()}” for this area would make {width}×{height} pixels; "

@@ -101,8 +101,8 @@ class SayMapToolbar(QToolBar):
         self.progress.setRange(0, 100)
         self.progress.setMaximumWidth(120)
         self.progress.setTextVisible(True)
-        self._progress_action = self.addWidget(self.progress)
-        self._progress_action.setVisible(False)
+        self.progress_action = self.addWidget(self.progress)
+        self.progress_action.setVisible(False)
         self.status_label = QLabel(self)
         self._status_action = self.addWidget(self.status_label)
         self._status_action.setVisible(False)
@@ -154,7 +154,7 @@ class SayMapToolbar(QToolBar):
     def set_busy(self, busy: bool, status: str = "") -> None:
         self.run_action.setEnabled(not busy)
         self.cancel_action.setEnabled(busy)
-        self._progress_action.setVisible(busy)
+        self.progress_action.setVisible(busy)
         self._status_action.setVisible(busy and bool(status))
         self.status_label.setText(status)
         if busy:

@@ -3,11 +3,13 @@ ends as a styled layer in the project; Cancel adds no layer."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
 from osgeo import gdal
 from qgis.core import (
+    QgsApplication,
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
     QgsProject,
@@ -159,6 +161,56 @@ def test_virtual_raster_is_exported_first(
     assert result.crs() == raster.crs()
 
 
+@pytest.fixture(scope="module")
+def xyz_tiles(real_data, tmp_path_factory) -> str:
+    """A real XYZ tile source on disk (gdal2tiles of a real raster), as QGIS's wms provider
+    reads web tiles: a layer with no file behind it and no native resolution."""
+    from osgeo_utils import gdal2tiles
+
+    warnings.simplefilter("ignore", ResourceWarning)  # gdal2tiles leaves its TMS files open
+    folder = tmp_path_factory.mktemp("xyz")
+    gdal2tiles.main(["gdal2tiles", "-q", "--xyz", "-z", "19-20", "-w", "none",
+                     str(real_data / HRO), str(folder)])  # fmt: skip
+    return f"type=xyz&url=file://{folder}/{{z}}/{{x}}/{{y}}.png&zmin=19&zmax=20"
+
+
+def test_web_tiles_are_exported_for_the_canvas_extent(
+    plugin, iface: IfaceStandIn, engine: EngineProcess, settings_for, xyz_tiles, real_data,
+    tmp_path, qtbot,
+) -> None:  # fmt: skip
+    from saymap.area import AreaChoice
+
+    project = QgsProject.instance()
+    settings_for(data_dir=str(engine.data_dir), output_dir=str(tmp_path))
+    tiles = QgsRasterLayer(xyz_tiles, "tiles", "wms")
+    assert tiles.isValid()
+    project.addMapLayer(tiles)
+    hro = QgsRasterLayer(str(real_data / HRO), "hro")
+    iface.canvas.setDestinationCrs(tiles.crs())
+    iface.canvas.setExtent(
+        QgsCoordinateTransform(hro.crs(), tiles.crs(), project).transformBoundingBox(hro.extent())
+    )
+    plugin.toolbar.raster_combo.setLayer(tiles)
+    line = plugin.toolbar.prompt_combo.lineEdit()
+
+    # no native resolution and none set: the message says what to set
+    qtbot.keyClicks(line, "car")
+    qtbot.keyClick(line, Qt.Key_Return)
+    assert "set the export resolution" in iface.bar.currentItem().text()
+    assert plugin.runner.task is None and not plugin.runner.busy
+
+    # with a resolution, the canvas extent is exported to a GeoTIFF and segmented
+    settings_for(data_dir=str(engine.data_dir), output_dir=str(tmp_path), export_resolution=0.15)
+    plugin.toolbar.set_area(AreaChoice.CANVAS_EXTENT)
+    line.clear()
+    result = type_and_run(qtbot, plugin, tiles, "car")
+    sent = Path(_last_job(engine).request["raster"])
+    exported = QgsRasterLayer(str(sent), "exported")
+    assert sent.parent == engine.data_dir / "exports" and exported.bandCount() == 4  # RGBA
+    assert exported.crs() == tiles.crs() == result.crs()
+    assert abs(exported.rasterUnitsPerPixelX() - 0.15) < 1e-9  # the chosen resolution
+
+
 def test_cancel_ends_the_task_and_adds_no_layer(
     plugin, engine: EngineProcess, settings_for, real_data, tmp_path, qtbot
 ) -> None:
@@ -179,6 +231,9 @@ def test_cancel_ends_the_task_and_adds_no_layer(
         timeout=RUN_TIMEOUT_MS,
     )
     output = Path(plugin.runner.task.request.output)
+    # the run shows in QGIS's task manager and in the toolbar while it works
+    assert QgsApplication.taskManager().countActiveTasks() >= 1
+    assert toolbar.progress_action.isVisible() and toolbar.cancel_action.isEnabled()
     with qtbot.waitSignal(plugin.runner.run_cancelled, timeout=RUN_TIMEOUT_MS):
         toolbar.cancel_action.trigger()
     assert _last_job(engine).state == "cancelled"
