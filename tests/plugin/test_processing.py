@@ -74,6 +74,45 @@ def test_processing_extent_and_existing_output(
     assert output.is_file()
 
 
+def test_algorithm_runs_inside_a_model(
+    processing_ready, plugin, engine: EngineProcess, settings_for, real_data: Path, tmp_path
+) -> None:
+    """What the graphical modeler builds: the algorithm as a child of a model."""
+    from qgis.core import (
+        QgsProcessingModelAlgorithm,
+        QgsProcessingModelChildAlgorithm,
+        QgsProcessingModelChildParameterSource,
+        QgsProcessingModelOutput,
+        QgsProcessingModelParameter,
+        QgsProcessingParameterRasterLayer,
+    )
+
+    settings_for(data_dir=str(engine.data_dir))
+    model = QgsProcessingModelAlgorithm("segment cars", "tests")
+    model.addModelParameter(
+        QgsProcessingParameterRasterLayer("raster", "Raster"), QgsProcessingModelParameter("raster")
+    )
+    child = QgsProcessingModelChildAlgorithm("saymap:segmentbytext")
+    child.setChildId("segment")
+    source = QgsProcessingModelChildParameterSource
+    child.addParameterSources("INPUT", [source.fromModelParameter("raster")])
+    child.addParameterSources("PROMPTS", [source.fromStaticValue("car")])
+    output = QgsProcessingModelOutput("cars")
+    output.setChildId("segment")
+    output.setChildOutputName("OUTPUT")
+    child.setModelOutputs({"cars": output})
+    model.addChildAlgorithm(child)
+    target = tmp_path / "model_cars.gpkg"
+
+    result = processing_ready.run(
+        model, {"raster": str(real_data / HRO), "segment:cars": str(target)}
+    )
+
+    assert Path(result["segment:cars"]) == target and target.is_file()
+    fields = {f.name() for f in QgsVectorLayer(str(target), "o", "ogr").fields()}
+    assert fields >= ENGINE_FIELDS
+
+
 def quarter_extent(path: Path) -> str:
     """The raster's lower-left quarter as a Processing extent string."""
     raster = QgsRasterLayer(str(path), "r")
