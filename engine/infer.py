@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import tempfile
 import threading
@@ -32,6 +33,7 @@ from saymap.engine.aoi import AOI, Region, resolve_region
 from saymap.engine.blend import RowBandBlender
 from saymap.engine.device import autocast_for, choose_device
 from saymap.engine.errors import Cancelled, OptionError
+from saymap.engine.heap import release_large_frees
 from saymap.engine.model.outputs import SegmentationOutput, TextFeatures
 from saymap.engine.output import GeoPackageWriter, check_output_path
 from saymap.engine.prefetch import TileData, prefetched_tiles
@@ -43,7 +45,7 @@ from saymap.engine.vectorize import VectorizeOptions, vectorize_to_geopackage
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int, str], None]
-GDAL_CACHE_BYTES = 64 * 1024 * 1024  # GDAL's default is 5 % of RAM: a big raster fills it
+GDAL_CACHE_BYTES = 16 * 1024 * 1024  # GDAL's default, 5 % of RAM, fills on a big raster
 
 
 class SegmenterConfig(Protocol):
@@ -147,7 +149,12 @@ def _run_batch(
     return logits
 
 
-def _probability_profile(spec: RasterSpec, region: Region, channels: int) -> dict[str, Any]:
+def _probability_profile(
+    spec: RasterSpec, region: Region, channels: int, stride: int
+) -> dict[str, Any]:
+    """Tiled float32 GeoTIFF whose block rows divide the tile stride where they can, so each
+    flushed band fills whole blocks (none is compressed, evicted and rewritten)."""
+    block_rows = max(16, math.gcd(stride, 256) // 16 * 16)
     return {
         "driver": "GTiff",
         "dtype": "float32",
@@ -157,8 +164,8 @@ def _probability_profile(spec: RasterSpec, region: Region, channels: int) -> dic
         "crs": spec.crs,
         "transform": window_transform(region.window, spec.transform),
         "tiled": True,
-        "blockxsize": 256,
-        "blockysize": 256,
+        "blockxsize": 512,
+        "blockysize": block_rows,
         "compress": "deflate",
         "predictor": 3,
         "BIGTIFF": "IF_SAFER",
@@ -192,14 +199,15 @@ class _TileRunner:
             if valid.any():
                 self.blender.add(tile, logits[k], valid)  # type: ignore[index]
                 k += 1
+            else:
+                self.blender.skip(tile)
         self.done += len(pending)
         self.ran += len(active)
 
     def flush(self) -> None:
-        first, probabilities = self.blender.finish_row()
-        window = Window(
-            0, first - self.grid.region_row, self.grid.region_width, probabilities.shape[1]
-        )
+        self.blender.finish_row(self._write)
+
+    def _write(self, window: Window, probabilities: np.ndarray) -> None:
         self.out.write(probabilities, window=window)
 
     def finish(self) -> None:
@@ -223,7 +231,7 @@ def _infer_probabilities(
 
     Tiles with no valid pixel (nodata, fill, outside the AOI) skip the model.
     """
-    profile = _probability_profile(spec, region, len(texts))
+    profile = _probability_profile(spec, region, len(texts), grid.stride)
     with (
         rasterio.open(probabilities_path, "w", **profile) as out,
         prefetched_tiles(spec, grid, region, depth=2 * options.batch_size) as tiles,
@@ -267,6 +275,7 @@ def segment_raster(
 ) -> SegmentResult:
     """Segment `prompts` on a raster and write their polygons to a GeoPackage."""
     started = time.perf_counter()
+    release_large_frees()
     options = options or SegmentOptions()
     options.check()
     prompts = check_prompts(prompts)

@@ -151,14 +151,20 @@ class TileGrid:
                 yield self.tile(r, c)
 
 
+def weight_ramp(size: int, overlap: int, floor: float = WEIGHT_FLOOR) -> np.ndarray:
+    """(size,) float32: 1 in the middle, a linear ramp over `overlap` px down to `floor`."""
+    if overlap <= 0:
+        return np.ones(size, np.float32)
+    distance = np.minimum(np.arange(size), np.arange(size)[::-1]) + 0.5
+    return np.clip(distance / overlap, floor, 1.0).astype(np.float32)
+
+
 def weight_window(size: int, overlap: int, floor: float = WEIGHT_FLOOR) -> np.ndarray:
-    """(size, size) float32: 1 in the middle, a linear ramp over `overlap` px to `floor`.
+    """(size, size) float32: the outer product of two ramps.
 
     Blending divides by the summed weights, so any positive weights give a seamless result
-    on constant input; the ramp makes neighbours cross-fade instead of meeting at a cut.
+    on constant input; the ramp makes neighbours cross-fade instead of meeting at a cut,
+    and the floor above 0 lets pixels at the raster's border (seen by one tile) still count.
     """
-    if overlap <= 0:
-        return np.ones((size, size), np.float32)
-    distance = np.minimum(np.arange(size), np.arange(size)[::-1]) + 0.5
-    ramp = np.clip(distance / overlap, floor, 1.0).astype(np.float32)
+    ramp = weight_ramp(size, overlap, floor)
     return np.outer(ramp, ramp)

@@ -71,14 +71,21 @@ def test_weight_window_ramps_to_a_floor_above_zero() -> None:
 
 def _blend(grid: TileGrid, logits_for: Callable[[Tile], np.ndarray]) -> np.ndarray:
     blender = RowBandBlender(grid, channels=1)
-    rows = []
+    out = np.full((1, grid.region_height, grid.region_width), -1.0, np.float32)
+
+    def write(window: Window, probabilities: np.ndarray) -> None:
+        rows, cols = window.toslices()
+        assert (out[:, rows, cols] == -1).all()  # every pixel written exactly once
+        out[:, rows, cols] = probabilities
+
     for tile in grid:
         while tile.grid_row > blender.grid_row:
-            rows.append(blender.finish_row()[1])
+            blender.finish_row(write)
         blender.add(tile, logits_for(tile), np.ones((grid.size, grid.size), bool))
     while blender.grid_row < grid.shape[0]:
-        rows.append(blender.finish_row()[1])
-    return np.concatenate(rows, axis=1)[0]
+        blender.finish_row(write)
+    assert (out >= 0).all()
+    return out[0]
 
 
 def test_constant_logits_blend_to_a_constant() -> None:
@@ -104,8 +111,32 @@ def test_neighbouring_tiles_cross_fade_instead_of_meeting_at_a_cut() -> None:
 def test_blender_memory_is_one_band_of_tile_rows() -> None:
     grid = TileGrid.over(Window(0, 0, 1000, 50_000), 128, 16)
     blender = RowBandBlender(grid, channels=2)
-    held = sum(a.nbytes for a in (blender._sum, blender._weight, blender._valid))
-    assert held == 128 * 1000 * (2 * 4 + 4 + 1)  # independent of the 50,000 rows
+    assert blender._sum.nbytes == 2 * 128 * 1000 * 4  # independent of the 50,000 rows
+
+
+def test_invalid_pixels_and_skipped_tiles_blend_to_zero() -> None:
+    grid = TileGrid.over(Window(0, 0, 100, 100), 64, 16)
+    blender = RowBandBlender(grid, channels=1)
+    out = np.zeros((100, 100), np.float32)
+
+    def write(window: Window, probabilities: np.ndarray) -> None:
+        out[window.toslices()] = probabilities[0]
+
+    valid = np.ones((64, 64), bool)
+    valid[:10, :10] = False  # the top-left corner of the raster is nodata
+    for tile in grid:
+        while tile.grid_row > blender.grid_row:
+            blender.finish_row(write)
+        if tile.grid_row == 1 and tile.grid_col == 1:
+            blender.skip(tile)  # as if all its pixels were fill
+        else:
+            blender.add(tile, np.full((1, 64, 64), 3.0, np.float32), valid)
+    while blender.grid_row < grid.shape[0]:
+        blender.finish_row(write)
+    assert (out[:10, :10] == 0).all()
+    first = grid.tile(1, 1)
+    assert (out[first.place_row0 :, first.place_col0 :] == 0).all()
+    assert np.allclose(out[10:40, 10:40], sigmoid(np.float32(3.0)))
 
 
 def test_constant_raster_has_no_tile_pattern_through_the_pipeline(tmp_path: Path) -> None:

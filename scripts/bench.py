@@ -1,0 +1,237 @@
+#!/usr/bin/env python
+"""Benchmarks that print numbers (never timed unit tests). `make bench` runs them.
+
+Memory (issue 3): the same pipeline, tile size and model on a generated 16,000 × 16,000 RGB
+GeoTIFF and on a 2,000 × 2,000 one, each in its own subprocess; the peak RSS of each child
+is read from the kernel (wait4's rusage). Requirement: large ≤ 1.25 × small. The rasters are
+generated window by window (never held in memory) and cached under out/bench/.
+
+The model is the real `tiny` SayMap model with random weights when `saymap.engine.model`
+provides it (weights do not change memory or speed), else the deterministic brightness
+segmenter; the table says which.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.windows import Window
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / "out" / "bench"
+BENCHMARKS = ROOT / "BENCHMARKS.md"
+MEMORY_LIMIT = 1.25
+GENERATOR_VERSION = "1"  # bump when the generated pattern changes
+
+
+# ---------------------------------------------------------------- generated rasters
+
+
+def _pattern(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """(3, h, w) uint8: dim ground in soft stripes, and a bright 48 px square every 1000 px."""
+    y, x = np.meshgrid(rows, cols, indexing="ij")
+    ground = 70 + 40 * np.sin(x / 97.0) * np.cos(y / 131.0)
+    bright = ((x % 1000) < 48) & ((y % 1000) < 48) & (x >= 500) & (y >= 500)
+    bands = [ground + 10 * (i - 1) for i in range(3)]
+    image = np.stack([np.where(bright, 250, band) for band in bands])
+    return image.astype(np.uint8)
+
+
+def generated_raster(size: int) -> Path:
+    """A size × size RGB GeoTIFF (tiled, deflate, UTM 33N, 0.5 m), written a strip at a time."""
+    path = CACHE / f"rgb_{size}.tif"
+    if path.exists():
+        with rasterio.open(path) as ds:
+            if ds.tags().get("saymap_bench") == GENERATOR_VERSION and ds.width == size:
+                return path
+    CACHE.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial.tif")
+    profile = {
+        "driver": "GTiff", "width": size, "height": size, "count": 3, "dtype": "uint8",
+        "crs": "EPSG:32633", "transform": Affine(0.5, 0, 400000, 0, -0.5, 5000000),
+        "tiled": True, "blockxsize": 512, "blockysize": 512, "compress": "deflate",
+        "BIGTIFF": "IF_SAFER",
+    }  # fmt: skip
+    print(f"bench: generating {path} ({size} x {size}, by 512-row strips)", flush=True)
+    with rasterio.open(partial, "w", **profile) as dst:
+        cols = np.arange(size)
+        for row in range(0, size, 512):
+            height = min(512, size - row)
+            dst.write(
+                _pattern(np.arange(row, row + height), cols), window=Window(0, row, size, height)
+            )
+        dst.update_tags(saymap_bench=GENERATOR_VERSION)
+    os.replace(partial, path)
+    return path
+
+
+# ---------------------------------------------------------------- one run (child process)
+
+
+def _model(choice: str, tile: int):
+    if choice in ("auto", "tiny"):
+        try:
+            from saymap.engine.model import SaymapConfig, SaymapModel
+        except ImportError:
+            if choice == "tiny":
+                raise
+        else:
+            model = SaymapModel(SaymapConfig.named("tiny", tile_size=tile))
+            return model, "tiny (random weights)"
+    from saymap.engine.brightness import BrightnessConfig, BrightnessSegmenter
+
+    return BrightnessSegmenter(BrightnessConfig(tile_size=tile)), "brightness segmenter"
+
+
+def run_child(args: argparse.Namespace) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+
+    from saymap.engine.infer import SegmentOptions, segment_raster
+
+    model, label = _model(args.model, args.tile)
+    options = SegmentOptions(
+        tile=args.tile, overlap=args.overlap, batch_size=args.batch_size, device=args.device,
+        overwrite=True,
+    )  # fmt: skip
+    started = time.perf_counter()
+    result = segment_raster(args.raster, ["bright square"], args.output, model=model,
+                            options=options)  # fmt: skip
+    print(json.dumps({
+        "model": label,
+        "tiles": result.tiles,
+        "seconds": time.perf_counter() - started,
+        "features": result.n_features,
+        "device": result.device,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }))  # fmt: skip
+    return 0
+
+
+def measure(raster: Path, args: argparse.Namespace) -> dict:
+    """Run one segmentation in a child process; its peak RSS comes from wait4's rusage."""
+    command = [
+        sys.executable, __file__, "_child", "--raster", str(raster), "--model", args.model,
+        "--tile", str(args.tile), "--overlap", str(args.overlap),
+        "--batch-size", str(args.batch_size), "--device", args.device,
+        "--output", str(CACHE / f"{raster.stem}.gpkg"),
+    ]  # fmt: skip
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    out = child.stdout.read() if child.stdout else ""
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode != 0:
+        raise SystemExit(f"bench: the run on {raster} failed (exit {child.returncode})")
+    row = json.loads(out.strip().splitlines()[-1])
+    row["peak_rss_mib"] = usage.ru_maxrss / 1024  # Linux reports KiB
+    row["raster"] = raster.name
+    with rasterio.open(raster) as ds:
+        row["size"] = f"{ds.width} x {ds.height}"
+    row["tiles_per_s"] = row["tiles"] / row["seconds"]
+    return row
+
+
+# ---------------------------------------------------------------- report
+
+
+def machine() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        found = re.search(r"^model name\s*:\s*(.+)$", text, re.M)
+        cpu = found.group(1).strip() if found else cpu
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
+
+
+def memory_section(rows: list[dict], ratio: float, command: str) -> str:
+    lines = [
+        "## Memory",
+        "",
+        "Peak resident memory of one `segment_raster` run per raster, each in its own "
+        "process (kernel rusage of the child). Requirement: the 16,000² run peaks at no more "
+        f"than {MEMORY_LIMIT} × the 2,000² run (same tile size, same model).",
+        "",
+        "| raster | size | model | device | tiles | seconds | tiles/s | peak RSS (MiB) |",
+        "|---|---|---|---|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['raster']} | {r['size']} | {r['model']} | {r['device']} | {r['tiles']} | "
+            f"{r['seconds']:.1f} | {r['tiles_per_s']:.2f} | {r['peak_rss_mib']:.0f} |"
+        )
+    verdict = "meets" if ratio <= MEMORY_LIMIT else "FAILS"
+    lines += [
+        "",
+        f"Ratio large/small: **{ratio:.3f}** ({verdict} the ≤ {MEMORY_LIMIT} requirement).",
+        "",
+        f"Machine: {machine()}; torch {rows[0]['torch']} ({rows[0]['threads']} threads); "
+        f"Python {platform.python_version()}; {dt.date.today().isoformat()}.",
+        f"Command: `{command}`",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def update_benchmarks(section: str) -> None:
+    """Replace the Memory section of BENCHMARKS.md (other sections are left as they are)."""
+    text = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n\n"
+    pattern = re.compile(r"^## Memory\n.*?(?=^## |\Z)", re.S | re.M)
+    text = pattern.sub(section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section
+    BENCHMARKS.write_text(text)
+
+
+def run_memory(args: argparse.Namespace) -> int:
+    large, small = generated_raster(args.large), generated_raster(args.small)
+    stride = args.tile - args.overlap
+    for raster, size in ((small, args.small), (large, args.large)):
+        per_side = 1 + max(0, -(-(size - args.tile) // stride))
+        print(f"bench: {raster.name}: {per_side**2} tiles of {args.tile} px", flush=True)
+    rows = [measure(small, args), measure(large, args)]
+    ratio = rows[1]["peak_rss_mib"] / rows[0]["peak_rss_mib"]
+    command = "python scripts/bench.py " + shlex.join(sys.argv[1:])
+    section = memory_section(rows, ratio, command.strip())
+    print(section)
+    if args.write:
+        update_benchmarks(section)
+        print(f"bench: updated {BENCHMARKS}")
+    return 0 if ratio <= MEMORY_LIMIT else 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("mode", nargs="?", default="memory", choices=["memory", "_child"])
+    parser.add_argument("--model", default="auto", choices=["auto", "tiny", "brightness"])
+    parser.add_argument("--large", type=int, default=16_000, help="side of the large raster")
+    parser.add_argument("--small", type=int, default=2_000, help="side of the small raster")
+    parser.add_argument("--tile", type=int, default=512)
+    parser.add_argument("--overlap", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--no-write", dest="write", action="store_false",
+                        help="print only; leave BENCHMARKS.md alone")  # fmt: skip
+    parser.add_argument("--raster", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--output", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.mode == "_child":
+        return run_child(args)
+    return run_memory(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
