@@ -106,14 +106,25 @@ def setup_steps(
     """
     vpy = str(venv_python(venv))
     pip = ("-m", "pip", "install", "--disable-pip-version-check", *extra_pip_args)
-    torch_args: tuple[str, ...] = ()
-    if not cuda and sys.platform != "darwin":
+    if cuda:
+        # PyPI's default build is the CUDA one; --isolated keeps a pip configuration that
+        # points at local CPU wheels out of this one step (as scripts/setup.sh does).
+        torch_args: tuple[str, ...] = ("--isolated",)
+    elif sys.platform != "darwin":
         torch_args = ("--extra-index-url", TORCH_CPU_INDEX)
+    else:
+        torch_args = ()
     build = "CUDA" if cuda else "CPU"
     check = (
-        "import torch, saymap.engine as e; "
+        "import sys, torch, saymap.engine as e; "
         "print(f'saymap {e.__version__}, torch {torch.__version__}, "
-        "cuda={torch.cuda.is_available()}')"
+        "cuda={torch.cuda.is_available()}'); "
+        + (
+            "sys.exit('torch cannot use the GPU: a CPU build was installed, or the NVIDIA "
+            "driver is too old for it') if not torch.cuda.is_available() else None"
+            if cuda
+            else ""
+        )
     )
     return [
         Step(f"Making the environment {venv}", str(python), ("-m", "venv", str(venv))),

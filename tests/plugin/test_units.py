@@ -79,6 +79,9 @@ def test_setup_steps_install_into_the_new_venv_only(tmp_path: Path) -> None:
     assert encoder_step[-2:] == ("--no-deps", TEXT_ENCODER_PACKAGE)
     cuda = setup_steps(Path("/usr/bin/python3"), venv, "saymap", cuda=True, extra_pip_args=("-q",))
     assert TORCH_CPU_INDEX not in cuda[1].arguments and cuda[1].arguments[-1] == "torch"
+    assert "--isolated" in cuda[1].arguments and "--isolated" not in torch_step
+    assert "cannot use the GPU" in cuda[-1].arguments[-1]
+    assert "cannot use the GPU" not in cpu[-1].arguments[-1]
     assert cuda[2].arguments[-1] == "saymap" and "-q" in cuda[2].arguments
 
 
