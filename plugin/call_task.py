@@ -47,12 +47,22 @@ class CallTask(QgsTask):
             return False
         return True
 
+    def detach(self) -> None:
+        self._on_done = self._on_error = _ignore
+
     def finished(self, result: bool) -> None:
         _RUNNING.discard(self)
         if result:
             self._on_done(self._result)
         else:
             self._on_error(self._error or "cancelled")
+
+
+def detach_all() -> None:
+    """Cancel every running call and drop its callbacks (plugin unload: their widgets go)."""
+    for task in list(_RUNNING):
+        task.detach()
+        task.cancel()
 
 
 def call_in_background(
@@ -65,3 +75,7 @@ def call_in_background(
     _RUNNING.add(task)
     QgsApplication.taskManager().addTask(task)
     return task
+
+
+def _ignore(_value: object) -> None:
+    """A callback for a task whose receiver has gone."""

@@ -10,7 +10,7 @@ from qgis.PyQt.QtCore import QObject
 from qgis.PyQt.QtGui import QIcon
 from qgis.PyQt.QtWidgets import QAction, QPushButton
 
-from .call_task import call_in_background
+from .call_task import call_in_background, detach_all
 from .engine_blocking import stop_started_engines
 from .engine_client import Endpoint, EngineClient, ModelList
 from .engine_launcher import EngineConnection
@@ -74,7 +74,8 @@ class SayMapPlugin:
 
     def unload(self) -> None:
         if self.runner is not None:
-            self.runner.cancel()
+            self.runner.shutdown()
+        detach_all()
         for dialog in (self.settings_dialog, self.setup_dialog):
             if dialog is not None:
                 dialog.reject()

@@ -152,6 +152,15 @@ class SegmentRunner(QObject):
             self._run_token += 1
             self._cancelled()
 
+    def shutdown(self) -> None:
+        """Plugin unload: cancel the run and make sure nothing calls back into us."""
+        self._run_token += 1
+        self._connecting = False
+        if self.task is not None:
+            self.task.detach()
+            self.task.cancel()
+            self.task = None
+
     def _engine_failed(self, token: int, message: str) -> None:
         if token != self._run_token:
             return

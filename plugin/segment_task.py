@@ -72,6 +72,11 @@ class SegmentTask(QgsTask):
         if job.message:
             self.status.emit(job.message)
 
+    def detach(self) -> None:
+        """Forget the callbacks (plugin unload); the worker still cancels the job."""
+        self._on_done = self._on_failed = lambda _value: None
+        self._on_cancelled = lambda: None
+
     def finished(self, result: bool) -> None:
         if result and self.job is not None:
             self._on_done(self.job)

@@ -284,7 +284,7 @@ def test_port_busy_is_explained(
 
 @pytest.mark.slow
 def test_plugin_starts_its_own_engine_and_stops_it_on_unload(
-    plugins_dir, iface: IfaceStandIn, tiny_model, settings_for, real_data, tmp_path, qtbot
+    plugins_dir, project, iface: IfaceStandIn, tiny_model, settings_for, real_data, tmp_path, qtbot
 ) -> None:
     """No engine runs: the plugin starts one (QProcess) with the default engine Python,
     the `.venv` of the source folder recorded at package time."""
@@ -325,3 +325,38 @@ def _last_job(engine: EngineProcess):
     from saymap.engine_client import EngineClient, read_port_file
 
     return EngineClient(read_port_file(engine.data_dir)).jobs()[0]
+
+
+def test_unload_during_a_run_cancels_it_quietly(
+    plugins_dir, project, iface: IfaceStandIn, engine: EngineProcess, settings_for, real_data,
+    tmp_path, qtbot,
+) -> None:  # fmt: skip
+    """Unloading mid-run cancels the engine's job; the task's late answer touches nothing."""
+    import qgis.utils
+
+    settings_for(data_dir=str(engine.data_dir), output_dir=str(tmp_path), tile=128)
+    raster = add_raster(project, real_data / KAMPALA, "kampala")
+    assert qgis.utils.loadPlugin("saymap") and qgis.utils.startPlugin("saymap")
+    plugin = qgis.utils.plugins["saymap"]
+    plugin.toolbar.raster_combo.setLayer(raster)
+    qtbot.keyClicks(plugin.toolbar.prompt_combo.lineEdit(), "building")
+    qtbot.keyClick(plugin.toolbar.prompt_combo.lineEdit(), Qt.Key_Return)
+    qtbot.waitUntil(
+        lambda: (
+            plugin.runner.task is not None
+            and plugin.runner.task.job is not None
+            and plugin.runner.task.job.state == "running"
+        ),
+        timeout=RUN_TIMEOUT_MS,
+    )
+    job_id = plugin.runner.task.job.id
+    assert qgis.utils.unloadPlugin("saymap")
+
+    from saymap.engine_client import EngineClient, read_port_file
+
+    client = EngineClient(read_port_file(engine.data_dir))
+    qtbot.waitUntil(lambda: client.job(job_id).terminal, timeout=RUN_TIMEOUT_MS)
+    assert client.job(job_id).state == "cancelled"
+    qtbot.waitUntil(lambda: QgsApplication.taskManager().countActiveTasks() == 0, timeout=60_000)
+    qtbot.wait(300)  # let the task's finished() run
+    assert list(project.mapLayers()) == [raster.id()]
