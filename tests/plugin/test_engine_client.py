@@ -87,3 +87,41 @@ def test_bad_requests_get_a_sentence(client, real_data: Path, tmp_path: Path) ->
 
 def _table(db: sqlite3.Connection) -> str:
     return db.execute("SELECT table_name FROM gpkg_contents").fetchone()[0]
+
+
+def test_client_agrees_with_the_served_openapi_document(client) -> None:
+    """The served OpenAPI document is the contract: every field the client sends exists
+    there, and every field it reads is one the engine documents."""
+    import dataclasses
+    import json
+    import urllib.request
+
+    from saymap.engine_client import (
+        Aoi,
+        DeviceInfo,
+        Health,
+        JobInfo,
+        ModelInfo,
+        ModelList,
+        SegmentRequest,
+    )
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    request = urllib.request.Request(client.endpoint.base_url + "/openapi.json")
+    request.add_header("Authorization", f"Bearer {client.endpoint.token}")
+    with opener.open(request, timeout=10) as response:
+        schemas = json.load(response)["components"]["schemas"]
+
+    def documented(name: str) -> set[str]:
+        return set(schemas[name]["properties"])
+
+    def fields(cls: type) -> set[str]:
+        return {f.name for f in dataclasses.fields(cls)}
+
+    assert fields(SegmentRequest) == documented("SegmentRequest")
+    assert fields(Aoi) == documented("AOI")
+    assert fields(JobInfo) == documented("JobInfo")
+    assert fields(Health) == documented("Health")
+    assert fields(DeviceInfo) == documented("DeviceInfo")
+    assert fields(ModelList) == documented("ModelList")
+    assert fields(ModelInfo) == documented("ModelInfo")
