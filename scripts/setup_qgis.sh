@@ -25,7 +25,7 @@ if [ ! -x "$VENV/bin/python" ]; then
     /usr/bin/python3 -m venv --system-site-packages "$VENV"
 fi
 if ! "$VENV/bin/python" -c "import pytest, pytestqt" >/dev/null 2>&1; then
-    # No constraint file: it may pin versions for the engine's Python, not this one.
+    # Only the test tools: everything else this venv sees is Debian's (QGIS, PyQt5, GDAL).
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check "pytest>=7" "pytest-qt>=4.2"
 fi
 "$VENV/bin/python" -c "from qgis.core import Qgis; print(f'setup-qgis: QGIS {Qgis.QGIS_VERSION}')"
