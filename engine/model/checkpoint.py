@@ -17,10 +17,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from saymap.engine.errors import CheckpointError
+from saymap.engine.errors import CheckpointError, ModelNotFoundError
 from saymap.engine.model.configuration import SaymapConfig
 from saymap.engine.model.modeling import SaymapModel
-from saymap.engine.paths import SHIPPED_MODELS, user_models_dir
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -29,28 +28,18 @@ DEFAULT_MODEL = "default"
 
 
 def resolve_checkpoint(name_or_path: str | os.PathLike[str]) -> Path:
-    """A folder path, or a model name looked up in the user's models, then the shipped ones."""
+    """A folder path, or a registered model name (the user's models, then the shipped ones)."""
+    from saymap.engine import registry  # the one place names are looked up
+
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         return path
-    name = str(name_or_path)
-    if os.sep not in name and "/" not in name:
-        for root in (user_models_dir(), SHIPPED_MODELS):
-            if (root / name).is_dir():
-                return root / name
-    known = sorted(
-        {
-            p.name
-            for root in (user_models_dir(), SHIPPED_MODELS)
-            if root.is_dir()
-            for p in root.iterdir()
-            if p.is_dir()
-        }
-    )
-    raise CheckpointError(
-        f"no checkpoint folder or model named {name!r}"
-        + (f"; known models: {', '.join(known)}" if known else "")
-    )
+    try:
+        return registry.resolve(str(name_or_path))
+    except (ModelNotFoundError, CheckpointError) as exc:
+        raise CheckpointError(
+            f"no checkpoint folder or model named {str(name_or_path)!r} ({exc})"
+        ) from exc
 
 
 def _stored_state(model: SaymapModel) -> dict[str, torch.Tensor]:
