@@ -166,6 +166,62 @@ class SegmentRequest:
 
 
 @dataclass(frozen=True)
+class SentenceLabel:
+    """One full expression tied to a label feature: its id, or its geometry as WKT in the
+    label layer's CRS."""
+
+    sentence: str
+    feature_id: int | str | None = None
+    wkt: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TrainDataset:
+    """The train request's data: rasters, a polygon label layer and its class field."""
+
+    rasters: tuple[str, ...]
+    labels: str
+    class_field: str
+    id_field: str | None = None
+    sentences: tuple[SentenceLabel, ...] = ()
+    validation: Mapping[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "rasters": list(self.rasters),
+            "labels": self.labels,
+            "class_field": self.class_field,
+            "id_field": self.id_field,
+            "sentences": [s.to_json() for s in self.sentences],
+            "validation": dict(self.validation) if self.validation is not None else None,
+        }
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    """Body of POST /v1/train: the job registers a model under `name` when it succeeds."""
+
+    name: str
+    recipe: str | Mapping[str, Any]
+    dataset: TrainDataset
+    base_model: str | None = None
+    device: str = "auto"
+
+    def to_json(self) -> dict[str, Any]:
+        recipe = self.recipe if isinstance(self.recipe, str) else dict(self.recipe)
+        return {
+            "name": self.name,
+            "base_model": self.base_model,
+            "recipe": recipe,
+            "dataset": self.dataset.to_json(),
+            "device": self.device,
+        }
+
+
+@dataclass(frozen=True)
 class JobInfo:
     id: str
     kind: str
@@ -259,6 +315,9 @@ class EngineClient:
 
     def segment(self, request: SegmentRequest) -> JobInfo:
         return JobInfo.from_json(self._call("POST", "/v1/segment", request.to_json()))
+
+    def train(self, request: TrainRequest) -> JobInfo:
+        return JobInfo.from_json(self._call("POST", "/v1/train", request.to_json()))
 
     def job(self, job_id: str) -> JobInfo:
         return JobInfo.from_json(self._call("GET", f"/v1/jobs/{job_id}"))

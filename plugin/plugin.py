@@ -35,6 +35,7 @@ class SayMapPlugin:
         self.actions: list[QAction] = []
         self.settings_dialog: SettingsDialog | None = None
         self.setup_dialog: SetupDialog | None = None
+        self.wizard: object | None = None
         self._messages: list[object] = []
 
     # -- QGIS entry points -----------------------------------------------------------------
@@ -62,6 +63,7 @@ class SayMapPlugin:
         self.toolbar.run_requested.connect(self.runner.run)
         self.toolbar.cancel_requested.connect(self.runner.cancel)
         self.toolbar.settings_requested.connect(self.open_settings)
+        self.toolbar.finetune_requested.connect(self.open_wizard)
         self.toolbar.input_error.connect(self._input_error)
         for text, slot in (
             ("SayMap settings…", self.open_settings),
@@ -76,11 +78,11 @@ class SayMapPlugin:
         if self.runner is not None:
             self.runner.shutdown()
         detach_all()
-        for dialog in (self.settings_dialog, self.setup_dialog):
+        for dialog in (self.settings_dialog, self.setup_dialog, self.wizard):
             if dialog is not None:
                 dialog.reject()
                 _discard(dialog)
-        self.settings_dialog = self.setup_dialog = None
+        self.settings_dialog = self.setup_dialog = self.wizard = None
         if self.connection is not None:
             self.connection.stop()
             _discard(self.connection)
@@ -122,6 +124,18 @@ class SayMapPlugin:
             self.setup_dialog = SetupDialog(self.connection, self.iface.mainWindow())
         self.setup_dialog.show()
         self.setup_dialog.raise_()
+
+    def open_wizard(self) -> None:
+        """The fine-tune wizard, once an engine answers (it needs the engine's models)."""
+        from .wizard import FineTuneWizard
+
+        def ready(endpoint: Endpoint) -> None:
+            self.wizard = FineTuneWizard(self.iface, endpoint, self.iface.mainWindow())
+            self.wizard.model_activated.connect(self._show_classes)
+            self.wizard.problem.connect(self._input_error)
+            self.wizard.show()
+
+        self.connection.ensure(ready, self.show_engine_problem)
 
     def show_engine_problem(self, message: str) -> None:
         """A message bar that says what is wrong and offers the way out."""

@@ -52,6 +52,7 @@ class SayMapToolbar(QToolBar):
     input_error = pyqtSignal(str)  # what to fix before Run can work
     cancel_requested = pyqtSignal()
     settings_requested = pyqtSignal()
+    finetune_requested = pyqtSignal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("SayMap", parent)
@@ -112,6 +113,11 @@ class SayMapToolbar(QToolBar):
         self.cancel_action.triggered.connect(self.cancel_requested)
         self.cancel_action.setEnabled(False)
         self.addAction(self.cancel_action)
+
+        self.finetune_action = QAction("Fine-tune…", self)
+        self.finetune_action.setToolTip("Teach the model from your own layers and sentences")
+        self.finetune_action.triggered.connect(self.finetune_requested)
+        self.addAction(self.finetune_action)
 
         self.settings_action = QAction("Settings", self)
         self.settings_action.setToolTip("SayMap settings: engine, device, model, output folder")

@@ -1,0 +1,152 @@
+"""The fine-tune wizard driven end to end in real QGIS against a real engine: kampala's
+labels + three sentences → a registered model the toolbar's next prompt uses; Cancel
+leaves the previous model active and nothing half-registered."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from qgis.core import QgsProject, QgsVectorLayer
+
+from .conftest import KAMPALA, TEST_MODEL, EngineProcess, start_engine
+from .test_toolbar_run import add_raster, type_and_run
+
+LABELS = "kampala/kampala_west_buildings.geojson"
+SENTENCES = {  # instance_id -> a full expression (LRB-WREL's stage 1 needs a few)
+    2: "the small building in the top left",
+    5: "the roof next to the dirt road",
+    8: "the house with the metal roof",
+}
+TRAIN_TIMEOUT_MS = 300_000
+
+
+@pytest.fixture(scope="module")
+def train_engine(
+    tmp_path_factory: pytest.TempPathFactory, tiny_model: Path
+) -> Iterator[EngineProcess]:
+    """An engine of its own: these tests register models and change the active one."""
+    running = start_engine(tmp_path_factory.mktemp("train-engine"), tiny_model)
+    # The engine preloads the active model in a thread; a train job that imports
+    # transformers at the same moment can hit transformers' lazy-import race
+    # ("cannot import name 'AutoModel"), so wait for the preload to finish first.
+    deadline = time.monotonic() + 180
+    while not engine_get(running, "/v1/health")["models_loaded"]:
+        assert time.monotonic() < deadline, "the engine did not load its model"
+        time.sleep(0.5)
+    yield running
+    running.stop()
+
+
+def engine_get(engine: EngineProcess, path: str) -> dict:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    request = urllib.request.Request(f"http://127.0.0.1:{engine.info['port']}{path}")
+    request.add_header("Authorization", f"Bearer {engine.token}")
+    with opener.open(request, timeout=10) as response:
+        return json.load(response)
+
+
+def open_wizard(qtbot, plugin, project: QgsProject, real_data: Path, name: str, active: str):
+    """Kampala's raster and labels in the project, the wizard opened from the toolbar and
+    walked to the Settings page with three sentences tied to picked features."""
+    add_raster(project, real_data / KAMPALA, "kampala")
+    labels = QgsVectorLayer(str(real_data / LABELS), "buildings", "ogr")
+    assert labels.isValid()
+    project.addMapLayer(labels)
+    plugin.toolbar.finetune_action.trigger()
+    qtbot.waitUntil(lambda: getattr(plugin, "wizard", None) is not None, timeout=30_000)
+    wizard = plugin.wizard
+    data = wizard.data_page
+    data.labels.setLayer(labels)
+    assert data.class_field.currentField() == "class"
+    assert data.class_counts() == {"building": labels.featureCount()}
+    assert [r.name() for r in data.raster_layers()] == ["kampala"]
+    assert data.isComplete()
+    wizard.next()
+    page = wizard.sentences_page
+    assert not page.isComplete()  # no sentence yet
+    for feature in labels.getFeatures():
+        if feature["instance_id"] in SENTENCES:
+            page.add_feature(feature, SENTENCES[feature["instance_id"]])
+    assert len(page.sentences()) == 3 and page.isComplete()
+    assert "3 sentences (enough)" in page.summary.text()
+    wizard.next()
+    settings = wizard.settings_page
+    qtbot.waitUntil(lambda: settings.base_model.count() > 0, timeout=20_000)
+    assert settings.base_model.currentText() == active  # starts from the active model
+    settings.name.setText(name)
+    settings.chip.setCurrentIndex(settings.chip.findData(128))
+    settings.recipe_overrides = {"data": {"max_val_samples": 8}, "optim": {"batch_size": 2}}
+    return wizard
+
+
+@pytest.mark.slow
+@pytest.mark.real_data
+def test_wizard_trains_registers_and_the_toolbar_uses_the_model(
+    plugin, train_engine: EngineProcess, settings_for, real_data, tmp_path, qtbot
+) -> None:
+    settings_for(data_dir=str(train_engine.data_dir), output_dir=str(tmp_path))
+    project = QgsProject.instance()
+    wizard = open_wizard(qtbot, plugin, project, real_data, "kampala-wizard", TEST_MODEL)
+    wizard.settings_page.steps.setValue(6)
+    assert "CPU" in wizard.settings_page.estimate.text()
+    wizard.next()  # Training: the job is posted and followed
+    training = wizard.training_page
+    qtbot.waitUntil(
+        lambda: training.job is not None and training.job.terminal, timeout=TRAIN_TIMEOUT_MS
+    )
+    assert training.job.state == "done", training.job.error
+    assert training.isComplete() and training.plot.loss
+    engine_job = engine_get(train_engine, f"/v1/jobs/{training.job.id}")
+    assert engine_job["result"]["model"] == "kampala-wizard"
+    # The IoU the wizard shows is the engine's last validation IoU for this job.
+    assert training.val_iou is not None
+    assert training.val_iou == pytest.approx(engine_job["metrics"]["val_iou"])
+    wizard.next()
+    assert wizard.result_page.model.text() == "kampala-wizard"
+    assert wizard.result_page.val_iou.text() == f"{training.val_iou:.4f}"
+    activated: list[object] = []
+    wizard.model_activated.connect(activated.append)
+    wizard.accept()
+    qtbot.waitUntil(lambda: bool(activated), timeout=20_000)
+    assert engine_get(train_engine, "/v1/models")["active"] == "kampala-wizard"
+
+    raster = project.mapLayersByName("kampala")[0]
+    type_and_run(qtbot, plugin, raster, "building")
+    segments = [j for j in engine_get(train_engine, "/v1/jobs")["jobs"] if j["kind"] == "segment"]
+    assert segments and segments[-1]["result"]["model"] == "kampala-wizard"
+
+
+@pytest.mark.slow
+@pytest.mark.real_data
+def test_cancel_keeps_the_previous_model_and_registers_nothing(
+    plugin, train_engine: EngineProcess, settings_for, real_data, qtbot
+) -> None:
+    settings_for(data_dir=str(train_engine.data_dir))
+    active_before = engine_get(train_engine, "/v1/models")["active"]
+    wizard = open_wizard(
+        qtbot, plugin, QgsProject.instance(), real_data, "never-registered", active_before
+    )
+    wizard.settings_page.steps.setValue(500)
+    wizard.next()
+    training = wizard.training_page
+    qtbot.waitUntil(
+        lambda: training.job is not None and training.job.state == "running", timeout=60_000
+    )
+    training.cancel_button.click()
+    qtbot.waitUntil(lambda: training.job.terminal, timeout=120_000)
+    assert training.job.state == "cancelled"
+    assert not training.isComplete()
+    assert "previous model stays active" in training.status.text()
+    models = engine_get(train_engine, "/v1/models")
+    assert models["active"] == active_before
+    assert "never-registered" not in {m["name"] for m in models["models"]}
+    leftovers = list((train_engine.data_dir / "models").glob("*never-registered*"))
+    leftovers += list((train_engine.data_dir / "models").glob(".never-registered*"))
+    assert leftovers == []
+    assert not (train_engine.data_dir / "training" / training.job.id).exists()
+    wizard.reject()
