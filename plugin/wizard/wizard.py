@@ -55,6 +55,12 @@ class FineTuneWizard(QWizard):
         self.resize(760, 560)
         call_in_background("SayMap: models", self.client.models, self._got_models, self._fail)
         call_in_background(
+            "SayMap: running training",
+            lambda: running_train_jobs(self.client),
+            self._reattach,
+            self._fail,
+        )
+        call_in_background(
             "SayMap: device",
             self.client.health,
             lambda h: setattr(self.settings_page, "device_type", h.device.type),
@@ -119,23 +125,17 @@ class FineTuneWizard(QWizard):
         self.task.failed.connect(self._fail)
         QgsApplication.taskManager().addTask(self.task)
 
-    def reattach(self) -> bool:
-        """Jump to the Training page of the newest running train job, if any (blocking)."""
-        jobs = running_train_jobs(self.client)
-        if not jobs:
-            return False
+    def _reattach(self, jobs: list[JobInfo]) -> None:
+        """A train job still runs in the engine (QGIS was closed, or the wizard): show it."""
+        if not jobs or self.training_page.job is not None:
+            return
         job = jobs[0]
         steps = int(((job.request.get("recipe") or {}).get("optim") or {}).get("steps", 1))
-        self.training_page.job = job
-        while self.currentId() < TRAINING_PAGE:
-            self.next_unchecked()
-        self.follow(job, steps)
-        return True
-
-    def next_unchecked(self) -> None:
-        """Advance without the pages' checks (reattaching: the job already exists)."""
+        self.training_page.job = job  # so entering the page posts nothing new
         self.setStartId(TRAINING_PAGE)
         self.restart()
+        self.follow(job, steps)
+        self.training_page.status.setText(f"reattached to the running job {job.id}")
 
     def _ended(self, job: JobInfo | None) -> None:
         self.task = None

@@ -137,6 +137,17 @@ def test_cancel_keeps_the_previous_model_and_registers_nothing(
     qtbot.waitUntil(
         lambda: training.job is not None and training.job.state == "running", timeout=60_000
     )
+    # Closing the wizard (as closing QGIS) leaves the job running; a new wizard reattaches.
+    job_id = training.job.id
+    wizard.reject()
+    assert engine_get(train_engine, f"/v1/jobs/{job_id}")["state"] in {"queued", "running"}
+    plugin.toolbar.finetune_action.trigger()
+    qtbot.waitUntil(lambda: plugin.wizard is not wizard, timeout=30_000)
+    wizard = plugin.wizard
+    training = wizard.training_page
+    qtbot.waitUntil(lambda: training.job is not None and training.job.id == job_id, timeout=30_000)
+    assert wizard.currentPage() is training
+    qtbot.waitUntil(lambda: bool(training.plot.loss), timeout=60_000)
     training.cancel_button.click()
     qtbot.waitUntil(lambda: training.job.terminal, timeout=120_000)
     assert training.job.state == "cancelled"
