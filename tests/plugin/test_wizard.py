@@ -161,3 +161,57 @@ def test_cancel_keeps_the_previous_model_and_registers_nothing(
     assert leftovers == []
     assert not (train_engine.data_dir / "training" / training.job.id).exists()
     wizard.reject()
+
+
+@pytest.mark.real_data
+def test_clicking_a_feature_on_the_map_adds_a_sentence_row_and_the_client_matches_openapi(
+    plugin, iface, train_engine: EngineProcess, settings_for, real_data, qtbot
+) -> None:
+    import dataclasses
+
+    from qgis.PyQt.QtCore import QPoint, Qt
+
+    from saymap.engine_client import SentenceLabel, TrainDataset, TrainRequest
+
+    settings_for(data_dir=str(train_engine.data_dir))
+    project = QgsProject.instance()
+    add_raster(project, real_data / KAMPALA, "kampala")
+    labels = QgsVectorLayer(str(real_data / LABELS), "buildings", "ogr")
+    project.addMapLayer(labels)
+    plugin.toolbar.finetune_action.trigger()
+    qtbot.waitUntil(lambda: getattr(plugin, "wizard", None) is not None, timeout=30_000)
+    wizard = plugin.wizard
+    wizard.data_page.labels.setLayer(labels)
+    wizard.next()
+    canvas = iface.mapCanvas()
+    iface.window.show()
+    canvas.setDestinationCrs(labels.crs())
+    feature = next(f for f in labels.getFeatures() if f["instance_id"] == 5)
+    box = feature.geometry().boundingBox()
+    box.grow(box.width() * 2)
+    canvas.setExtent(box)
+    canvas.refresh()
+    wizard.sentences_page.pick_button.setChecked(True)
+    assert canvas.mapTool() is wizard.picker
+    inside = feature.geometry().pointOnSurface().asPoint()
+    pixel = canvas.getCoordinateTransform().transform(inside)
+    where = QPoint(round(pixel.x()), round(pixel.y()))
+    qtbot.mouseClick(canvas.viewport(), Qt.LeftButton, pos=where)
+    page = wizard.sentences_page
+    qtbot.waitUntil(lambda: page.table.rowCount() == 1, timeout=10_000)
+    assert page.table.item(0, 2).text() == f"#{feature.id()}"
+    assert labels.selectedFeatureIds() == [feature.id()]
+    page.table.item(0, 0).setText("the roof next to the dirt road")
+    assert page.sentences()[0][:2] == ("the roof next to the dirt road", "building")
+    wizard.sentences_page.pick_button.setChecked(False)
+    assert canvas.mapTool() is None
+    wizard.reject()
+
+    # The request the wizard posts names exactly the fields the served schema documents.
+    schemas = engine_get(train_engine, "/openapi.json")["components"]["schemas"]
+    for cls, name in (
+        (TrainRequest, "TrainRequest"),
+        (TrainDataset, "TrainDataset"),
+        (SentenceLabel, "SentenceLabel"),
+    ):
+        assert {f.name for f in dataclasses.fields(cls)} == set(schemas[name]["properties"])
