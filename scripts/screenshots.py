@@ -1,6 +1,7 @@
 """Run inside the real QGIS desktop by scripts/screenshots.sh (`qgis --code`): type a prompt
 into the SayMap toolbar over a real raster, wait for the result layer, take screenshots of
-the whole X screen, then open Settings (device, active model) and take another. Writes
+the whole X screen, then open Settings (device, active model) and take another, then
+walk the fine-tune wizard through a short real training run, one shot per page. Writes
 status.json for the shell script and quits."""
 
 import json
@@ -10,7 +11,7 @@ import traceback
 from pathlib import Path
 
 import qgis.utils
-from qgis.core import QgsApplication, QgsProject, QgsRasterLayer
+from qgis.core import QgsApplication, QgsProject, QgsRasterLayer, QgsVectorLayer
 from qgis.PyQt.QtCore import QTimer
 
 RASTER = os.environ["SAYMAP_SHOT_RASTER"]
@@ -19,6 +20,13 @@ OUT = Path(os.environ["SAYMAP_SHOT_OUT"])
 WORK = Path(os.environ["SAYMAP_SHOT_WORK"])
 NOTE = os.environ.get("SAYMAP_SHOT_NOTE", "")
 MAX_BYTES = 400 * 1024
+# The wizard pages are shot on a short real training run over the raster's label layer.
+LABELS = (
+    Path(os.environ.get("SAYMAP_SHOT_LABELS", ""))
+    if os.environ.get("SAYMAP_SHOT_LABELS")
+    else Path(RASTER).with_name(Path(RASTER).stem.replace("_rgb", "_buildings") + ".geojson")
+)
+WIZARD_STEPS = 6
 status = {"ok": False, "prompt": PROMPT, "raster": RASTER, "note": NOTE, "shots": []}
 iface = qgis.utils.iface
 keep = []  # Python references for the timers' closures
@@ -104,9 +112,70 @@ def wait_for_settings(dialog, waited):
 
 def settings_shot():
     shoot("screenshot_settings.png")
-    status["ok"] = True
     plugin = qgis.utils.plugins["saymap"]
     plugin.settings_dialog.reject()
+    if not LABELS.is_file():
+        status["wizard"] = f"no labels at {LABELS}: wizard screenshots skipped"
+        return done()
+    labels = QgsVectorLayer(str(LABELS), "buildings", "ogr")
+    QgsProject.instance().addMapLayer(labels)
+    plugin.toolbar.finetune_action.trigger()
+    later(3000, lambda: wizard_data(plugin, labels))
+
+
+def wizard_data(plugin, labels):
+    """The fine-tune wizard, page by page, with a short real training run."""
+    wizard = plugin.wizard
+    wizard.move(260, 80)
+    wizard.data_page.labels.setLayer(labels)
+    later(1000, lambda: wizard_step(wizard, "data", lambda: wizard_sentences(wizard, labels)))
+
+
+def wizard_step(wizard, name, then):
+    shoot(f"screenshot_wizard_{name}.png")
+    wizard.next()
+    later(1000, then)
+
+
+def wizard_sentences(wizard, labels):
+    picked = {
+        2: "the small building in the top left",
+        5: "the roof next to the dirt road",
+        8: "the house with the metal roof",
+    }
+    for feature in labels.getFeatures():
+        if feature["instance_id"] in picked:
+            wizard.sentences_page.add_feature(feature, picked[feature["instance_id"]])
+    later(500, lambda: wizard_step(wizard, "sentences", lambda: wizard_settings(wizard)))
+
+
+def wizard_settings(wizard):
+    page = wizard.settings_page
+    page.name.setText("kampala-roofs")
+    page.steps.setValue(WIZARD_STEPS)
+    page.chip.setCurrentIndex(page.chip.findData(128))
+    page.recipe_overrides = {"data": {"max_val_samples": 8}, "optim": {"batch_size": 2}}
+    later(500, lambda: wizard_step(wizard, "settings", lambda: wizard_training(wizard, 0)))
+
+
+def wizard_training(wizard, waited):
+    job = wizard.training_page.job
+    if (job is None or not job.terminal) and waited < 300_000:
+        later(500, lambda: wizard_training(wizard, waited + 500))
+        return
+    status["wizard_job"] = job.state if job is not None else "none"
+    status["wizard_val_iou"] = wizard.training_page.val_iou
+    later(500, lambda: wizard_step(wizard, "training", lambda: wizard_result(wizard)))
+
+
+def wizard_result(wizard):
+    shoot("screenshot_wizard_result.png")
+    wizard.reject()
+    done()
+
+
+def done():
+    status["ok"] = True
     qgis.utils.unloadPlugin("saymap")  # stops the engine the plugin started
     finish()
 
