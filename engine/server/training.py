@@ -69,6 +69,19 @@ def _event_metrics(event: Any) -> dict[str, Any]:
     return values
 
 
+def before_metrics(base_model: str, val_set: Any, chip_size: int, device: str) -> dict[str, float]:
+    """The base model's validation IoU before any step (the trainer's own `validate`), so
+    the wizard can show before and after on the same samples."""
+    from saymap.engine.device import choose_device
+    from saymap.engine.model import load_model
+    from saymap.training.batching import validate
+
+    chosen, _why = choose_device(device)
+    model = load_model(registry.resolve(base_model), device=chosen)
+    values = validate(model, val_set, chip_size)
+    return {"val_iou_before": values["all/mIoU"]} if "all/mIoU" in values else {}
+
+
 def start_training(request: TrainRequest, context: JobContext) -> dict[str, Any]:
     """Train per the request into a job folder, then register the result under request.name.
 
@@ -85,6 +98,11 @@ def start_training(request: TrainRequest, context: JobContext) -> dict[str, Any]
         request.dataset.model_dump(), chip_size=recipe.data.chip_size
     )
     context.raise_if_cancelled()
+    before: dict[str, float] = {}  # sent with every metrics event (the contract: step, loss, lr)
+    if request.base_model and val_set is not None and len(val_set):
+        context.progress(0.0, f"scoring {request.base_model} on the validation samples")
+        before = before_metrics(request.base_model, val_set, recipe.data.chip_size, request.device)
+        context.raise_if_cancelled()
     out_dir = paths.data_dir() / "training" / context.job_id
     # If killed: the work folder, and registry.register's hidden copy of a half-copied model.
     models_dir = glob.escape(str(paths.user_models_dir()))
@@ -92,7 +110,7 @@ def start_training(request: TrainRequest, context: JobContext) -> dict[str, Any]
 
     def on_event(event: Any) -> None:
         total = max(1, int(event.total_steps))
-        context.metrics(_event_metrics(event))
+        context.metrics({**_event_metrics(event), **before})
         context.progress(
             min(event.step, total) / total, f"{event.stage}: step {event.step}/{total}"
         )

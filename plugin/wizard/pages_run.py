@@ -86,22 +86,28 @@ class ResultPage(QWizardPage):
         self.setTitle("Result")
         self.model = QLabel(self)
         self.val_iou = QLabel(self)
+        self.before_iou = QLabel(self)
         self.details = QLabel(self)
         self.details.setWordWrap(True)
         self.make_active = QCheckBox("Use it in the SayMap toolbar", self)
         self.make_active.setChecked(True)
         form = QFormLayout(self)
         form.addRow("Model", self.model)
-        form.addRow("Validation IoU", self.val_iou)
+        form.addRow("Validation IoU before", self.before_iou)
+        form.addRow("Validation IoU after", self.val_iou)
         form.addRow("Metrics", self.details)
         form.addRow("", self.make_active)
 
     def show_result(self, job: JobInfo, val_iou: float | None) -> None:
         result = job.result or {}
         self.model.setText(str(result.get("model", "")))
-        self.val_iou.setText(f"{val_iou:.4f}" if val_iou is not None else "not measured")
         metrics = job.metrics or {}
+        after = f"{val_iou:.4f}" if val_iou is not None else "not measured"
+        before = metrics.get("val_iou_before")
+        self.before_iou.setText(f"{before:.4f}" if before is not None else "not measured")
+        self.val_iou.setText(after)
         shown = {k: v for k, v in metrics.items() if k in ("step", "loss") or "IoU" in k}
+        shown.pop("val_iou_before", None)
         self.details.setText(
             ", ".join(f"{k} {v:.4g}" for k, v in shown.items())
             + f"; {result.get('steps', '?')} steps in {result.get('seconds', '?')} s"

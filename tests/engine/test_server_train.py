@@ -72,7 +72,8 @@ def test_a_train_job_registers_a_model_and_streams_metrics(
         ]
         assert metrics and {"step", "loss", "lr"} <= set(metrics[0])
         assert any("val_iou" in m for m in metrics)
-        assert set(done["metrics"]) >= {"step", "loss", "lr"}
+        assert set(done["metrics"]) >= {"step", "loss", "lr", "val_iou", "val_iou_before"}
+        assert 0.0 <= done["metrics"]["val_iou_before"] <= 1.0  # the base model, before step 1
 
         models = client.get("/v1/models").raise_for_status().json()["models"]
         assert "roofs-v1" in {m["name"] for m in models}

@@ -109,6 +109,8 @@ def test_wizard_trains_registers_and_the_toolbar_uses_the_model(
     wizard.next()
     assert wizard.result_page.model.text() == "kampala-wizard"
     assert wizard.result_page.val_iou.text() == f"{training.val_iou:.4f}"
+    before = engine_job["metrics"]["val_iou_before"]  # the base model on the same samples
+    assert wizard.result_page.before_iou.text() == f"{before:.4f}"
     activated: list[object] = []
     wizard.model_activated.connect(activated.append)
     wizard.accept()
