@@ -137,6 +137,15 @@ def build_request(
     )
 
 
+def total_steps(recipe: Mapping[str, Any]) -> int:
+    """Steps the engine reports for a recipe: LRB-WREL adds the bank's steps to the model's."""
+    steps = int((recipe.get("optim") or {}).get("steps", 1))
+    wrel = recipe.get("wrel") or {}
+    if wrel.get("method", "lrb-wrel") == "lrb-wrel":
+        steps += int(wrel.get("bank_steps", 200))
+    return max(1, steps)
+
+
 def metric_point(metrics: Mapping[str, float] | None) -> tuple[int, float, float | None] | None:
     """(step, loss, val_iou or None) from a job's latest metrics, or None before the first."""
     if not metrics or "step" not in metrics or "loss" not in metrics:

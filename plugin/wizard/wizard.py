@@ -110,7 +110,7 @@ class FineTuneWizard(QWizard):
             call_in_background(
                 "SayMap: start training",
                 lambda: self.client.train(request),
-                lambda job: self.follow(job, int(request.recipe["optim"]["steps"])),
+                lambda job: self.follow(job, plan.total_steps(request.recipe)),
                 self._fail,
             )
         if page_id == TRAINING_PAGE + 1 and self.training_page.job is not None:
@@ -130,7 +130,8 @@ class FineTuneWizard(QWizard):
         if not jobs or self.training_page.job is not None:
             return
         job = jobs[0]
-        steps = int(((job.request.get("recipe") or {}).get("optim") or {}).get("steps", 1))
+        recipe = job.request.get("recipe")
+        steps = plan.total_steps(recipe) if isinstance(recipe, dict) else 1
         self.training_page.job = job  # so entering the page posts nothing new
         self.setStartId(TRAINING_PAGE)
         self.restart()
