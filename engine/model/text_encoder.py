@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from pathlib import Path
 
 import torch
@@ -14,6 +15,9 @@ from saymap.engine.model.configuration import DEFAULT_TEXT_ENCODER, SaymapConfig
 from saymap.engine.model.outputs import TextFeatures
 
 log = logging.getLogger(__name__)
+# transformers resolves its classes lazily; two threads importing at once (the server's
+# model preload and a train job) can see a half-initialised module. One loader at a time.
+TRANSFORMERS_IMPORT_LOCK = threading.Lock()
 
 
 def resolve_text_encoder(name: str) -> str:
@@ -35,13 +39,14 @@ class TextEncoder(nn.Module):
 
     def __init__(self, config: SaymapConfig) -> None:
         super().__init__()
-        from transformers import AutoModel, AutoTokenizer
-
         source = resolve_text_encoder(config.text_encoder)
         local_only = Path(source).is_dir() or os.environ.get("HF_HUB_OFFLINE") == "1"
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
-            self.encoder = AutoModel.from_pretrained(source, local_files_only=local_only)
+            with TRANSFORMERS_IMPORT_LOCK:
+                from transformers import AutoModel, AutoTokenizer
+
+                self.tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
+                self.encoder = AutoModel.from_pretrained(source, local_files_only=local_only)
         except OSError as exc:
             raise CheckpointError(
                 f"cannot load text encoder {config.text_encoder!r}: {exc}"

@@ -57,7 +57,12 @@ def _tokens_to_map(tokens: torch.Tensor, h: int, w: int) -> torch.Tensor:
 
 
 def _build_convnext(config: SaymapConfig) -> nn.Module:
-    from transformers import ConvNextConfig, ConvNextModel
+    from saymap.engine.model.text_encoder import TRANSFORMERS_IMPORT_LOCK
+
+    with (
+        TRANSFORMERS_IMPORT_LOCK
+    ):  # see text_encoder: transformers' lazy imports are not thread-safe
+        from transformers import ConvNextConfig, ConvNextModel
 
     if config.backbone_pretrained:
         net = ConvNextModel.from_pretrained(config.backbone_pretrained)
@@ -74,7 +79,10 @@ def _build_convnext(config: SaymapConfig) -> nn.Module:
 
 
 def _build_swin(config: SaymapConfig) -> nn.Module:
-    from transformers import SwinConfig, SwinModel
+    from saymap.engine.model.text_encoder import TRANSFORMERS_IMPORT_LOCK
+
+    with TRANSFORMERS_IMPORT_LOCK:
+        from transformers import SwinConfig, SwinModel
 
     if config.backbone_pretrained:
         net = SwinModel.from_pretrained(config.backbone_pretrained)
