@@ -20,9 +20,10 @@ from pathlib import Path
 import torch
 
 from saymap.engine.model import load_model
-from saymap.training.data_sources import Subset, layer_datasets
+from saymap.training.data_sources import layer_datasets
 from saymap.training.evaluate import NATIVE, evaluate
 from saymap.training.recipe import recipe_from_dict
+from saymap.training.samples import Subset
 from saymap.training.trainer import train
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real" / "kampala"

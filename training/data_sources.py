@@ -8,7 +8,7 @@ from pathlib import Path
 
 from saymap.engine.errors import DatasetError
 from saymap.training.recipe import DataSection
-from saymap.training.samples import Sample, SampleDataset
+from saymap.training.samples import Sample, SampleDataset, Subset
 
 log = logging.getLogger(__name__)
 
@@ -33,17 +33,6 @@ class ConcatDataset:
             raise IndexError(index)
         k = max(i for i, off in enumerate(self.offsets) if off <= index)
         return self.parts[k][index - self.offsets[k]]
-
-
-class Subset:
-    def __init__(self, dataset: SampleDataset, indices: Sequence[int]) -> None:
-        self.dataset, self.indices = dataset, list(indices)
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, index: int) -> Sample:
-        return self.dataset[self.indices[index]]
 
 
 def _evenly(dataset: SampleDataset, limit: int | None) -> SampleDataset:
@@ -72,7 +61,7 @@ LAYER_KEYS = {
 
 def layer_datasets(spec: dict, chip_size: int) -> tuple[SampleDataset, SampleDataset | None]:
     """One [[data.layers]] table: rasters + a label layer (+ sentences) as train/validation."""
-    from saymap.training.datasets import LayerSource, build_layer_dataset, held_out
+    from saymap.training.datasets import LayerSource, build_layer_dataset, split_held_out
 
     unknown = sorted(set(spec) - set(LAYER_KEYS))
     if unknown:
@@ -113,9 +102,7 @@ def layer_datasets(spec: dict, chip_size: int) -> tuple[SampleDataset, SampleDat
     fraction = float(spec.get("validation_fraction", 0.0))
     if fraction <= 0.0:
         return Subset(built, keep), None
-    val = [k for k in keep if held_out(built.records[k].sample_id, fraction)]
-    train = [k for k in keep if not held_out(built.records[k].sample_id, fraction)]
-    return Subset(built, train), Subset(built, val)
+    return split_held_out(built, keep, fraction)
 
 
 def build_datasets(data: DataSection) -> tuple[SampleDataset, SampleDataset | None]:

@@ -13,6 +13,7 @@ id the layer lacks each stop with one DatasetError. Pixels are read lazily, per 
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from saymap.engine.errors import DatasetError
 from saymap.engine.raster import RasterSpec, WindowReader, open_raster
 from saymap.training.chips import ChipFolderDataset, ChipRecord, centred_window, grid, write_chips
 from saymap.training.labels import LabelFeature, LabelReport, prepare_features, read_layer
-from saymap.training.samples import Sample
+from saymap.training.samples import Sample, Subset
 from saymap.training.sentences import read_sentences, rows_from_dicts, sentence_records
 
 __all__ = [
@@ -232,16 +233,12 @@ def build_layer_dataset(
     return LayerDataset(specs, records, report)
 
 
-class _Subset:
+class LayerSubset(Subset):
+    """A subset of a LayerDataset that still knows its windows and its report."""
+
     def __init__(self, dataset: LayerDataset, indices: list[int]) -> None:
-        self.dataset, self.indices = dataset, indices
+        super().__init__(dataset, indices)
         self.report = dataset.report
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, index: int) -> Sample:
-        return self.dataset[self.indices[index]]
 
     def window_of(self, index: int):
         return self.dataset.window_of(self.indices[index])
@@ -271,11 +268,19 @@ def datasets_from_layers(dataset: dict, chip_size: int = 256):
         raise DatasetError(f"validation fraction must be in [0, 1), got {fraction}")
     if fraction == 0.0:
         return built, None
-    val = [k for k, r in enumerate(built.records) if held_out(r.sample_id, fraction)]
-    train = [k for k, r in enumerate(built.records) if not held_out(r.sample_id, fraction)]
+    return split_held_out(built, range(len(built)), fraction)
+
+
+def split_held_out(
+    built: LayerDataset, indices: Iterable[int], fraction: float
+) -> tuple[LayerSubset, LayerSubset]:
+    """Train/validation by feature id: all samples of a held-out feature go together."""
+    indices = list(indices)
+    val = [k for k in indices if held_out(built.records[k].sample_id, fraction)]
+    train = [k for k in indices if not held_out(built.records[k].sample_id, fraction)]
     if not train or not val:
         raise DatasetError(
             f"a validation fraction of {fraction} leaves {len(train)} training and "
             f"{len(val)} validation samples; label more features or change the fraction"
         )
-    return _Subset(built, train), _Subset(built, val)
+    return LayerSubset(built, train), LayerSubset(built, val)

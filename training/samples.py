@@ -72,6 +72,19 @@ class SampleList:
         return self._samples[index]
 
 
+class Subset:
+    """The samples of `dataset` at `indices`, in that order (splits, even thinning)."""
+
+    def __init__(self, dataset: SampleDataset, indices: Sequence[int]) -> None:
+        self.dataset, self.indices = dataset, list(indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: int) -> Sample:
+        return self.dataset[self.indices[index]]
+
+
 def binary_mask(mask: np.ndarray) -> np.ndarray:
     """Any boolean, 0/1 or 0/255 mask as uint8 {0, 1}; 0/255 is cut half-way (lossy files)."""
     if mask.dtype == bool or mask.max(initial=0) <= 1:
