@@ -68,6 +68,27 @@ def aoi_from_bounds(
     return AOI(box(minx, miny, maxx, maxy), crs, f"bounds {minx},{miny},{maxx},{maxy}")
 
 
+def aoi_from_json(value: dict, what: str = "area") -> AOI:
+    """An AOI from its JSON form, {"bounds": [minx, miny, maxx, maxy] | "wkt": ..., "crs": ...}
+    (the HTTP API's and the train request's shape)."""
+    bounds, wkt, crs = value.get("bounds"), value.get("wkt"), value.get("crs")
+    if (bounds is None) == (wkt is None):
+        raise AOIError(f"the {what} needs exactly one of bounds or wkt")
+    if bounds is not None:
+        if len(bounds) != 4:
+            raise AOIError(f"bounds must be [minx, miny, maxx, maxy], got {bounds!r}")
+        return aoi_from_bounds(*(float(v) for v in bounds), crs=crs)
+    try:
+        geometry = shapely.from_wkt(wkt)
+    except (shapely.errors.GEOSException, ValueError, TypeError) as exc:
+        raise AOIError(f"the {what}'s wkt is not a WKT geometry: {exc}") from exc
+    if geometry.is_empty or geometry.geom_type not in ("Polygon", "MultiPolygon"):
+        raise AOIError(f"the {what}'s wkt must be a non-empty POLYGON or MULTIPOLYGON")
+    if not geometry.is_valid:
+        geometry = shapely.make_valid(geometry)
+    return AOI(geometry, crs, f"WKT {what}")
+
+
 def _polygons_only(geometry: BaseGeometry, label: str) -> BaseGeometry:
     parts = [g for g in shapely.get_parts(geometry) if g.geom_type in ("Polygon", "MultiPolygon")]
     if not parts:

@@ -29,6 +29,8 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 CARD_FILE = "model_card.json"
 MODEL_FILES = (CONFIG_FILE, WEIGHTS_FILE, CARD_FILE)
+# A trained model's validation chips (a chip folder `saymap eval` reads) and predictions.
+VALIDATION_DIR = "validation"
 # A folder name on every OS, no path separators, no leading dot (temp folders start with one).
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024  # the format's own limit
@@ -201,6 +203,8 @@ def register(folder: str | os.PathLike[str], name: str) -> ModelEntry:
     try:
         for filename in MODEL_FILES:
             shutil.copyfile(source / filename, tmp / filename)
+        if (source / VALIDATION_DIR).is_dir():  # the chips it was scored on, and predictions
+            shutil.copytree(source / VALIDATION_DIR, tmp / VALIDATION_DIR)
         read_entry(tmp, shipped=False, name=name)  # the copy, not only the source, is whole
         try:
             os.rename(tmp, root / name)  # fails if the name appeared meanwhile

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 
@@ -79,20 +81,22 @@ def banked_text(
 def validate(
     model: SaymapModel, dataset: SampleDataset, size: int, batch: int = 8
 ) -> dict[str, float]:
-    """oIoU / mIoU / P@0.5 on all, full-only and weak-only samples at the chip size."""
+    """oIoU / mIoU / P@0.5 on all, full-only and weak-only samples at the chip size.
+
+    The forward is `saymap eval`'s own (`predict_logits`, float32, logit > 0), so a chip
+    folder of the same samples scores the same there.
+    """
+    from saymap.training.evaluate import predict_logits
+
     model.eval()
     groups = {"all": MetricAccumulator(), "full": MetricAccumulator(), "weak": MetricAccumulator()}
     for start in range(0, len(dataset), batch):
-        samples = [dataset[i] for i in range(start, min(len(dataset), start + batch))]
-        pixels, masks = to_tensors(samples, size, model.device)
-        text = model.encode_text([s.expression for s in samples])
-        with autocast(model.device):
-            probs = torch.sigmoid(model(pixels, text).logits.float())
-        pred = (probs > 0.5).cpu().numpy()[:, 0]
-        truth = masks.cpu().numpy()[:, 0] > 0.5
-        for s, p, t in zip(samples, pred, truth, strict=True):
-            groups["all"].update(p, t)
-            groups[s.kind].update(p, t)
+        stop = min(len(dataset), start + batch)
+        samples = [chipped(dataset[i], size) for i in range(start, stop)]
+        pred = (predict_logits(model, samples, None)[:, 0] > 0).cpu().numpy()
+        for s, p in zip(samples, pred, strict=True):
+            groups["all"].update(p, s.mask > 0)
+            groups[s.kind].update(p, s.mask > 0)
     out: dict[str, float] = {}
     for name, acc in groups.items():
         result = acc.result()
@@ -101,6 +105,14 @@ def validate(
             out[f"{name}/mIoU"] = result.miou
             out[f"{name}/P@0.5"] = result.precision["0.5"]
     return out
+
+
+def chipped(sample: Sample, size: int) -> Sample:
+    """The sample centre-cropped or zero-padded to size x size."""
+    if sample.mask.shape == (size, size):
+        return sample
+    image, mask = chip(sample, size)
+    return dataclasses.replace(sample, image=image, mask=mask)
 
 
 def autocast(device: torch.device):

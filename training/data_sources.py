@@ -1,4 +1,5 @@
-"""From a recipe's [data] table to the training and validation datasets."""
+"""From a recipe's [data] table, or a train request's dataset, to training and validation
+datasets."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ class ConcatDataset:
         return self.parts[k][index - self.offsets[k]]
 
 
-def _evenly(dataset: SampleDataset, limit: int | None) -> SampleDataset:
+def evenly(dataset: SampleDataset, limit: int | None) -> SampleDataset:
     """At most `limit` samples spread evenly over the set (deterministic)."""
     if limit is None or len(dataset) <= limit:
         return dataset
@@ -61,7 +62,8 @@ LAYER_KEYS = {
 
 def layer_datasets(spec: dict, chip_size: int) -> tuple[SampleDataset, SampleDataset | None]:
     """One [[data.layers]] table: rasters + a label layer (+ sentences) as train/validation."""
-    from saymap.training.datasets import LayerSource, build_layer_dataset, split_held_out
+    from saymap.training.datasets import LayerSource, build_layer_dataset
+    from saymap.training.splits import split_held_out
 
     unknown = sorted(set(spec) - set(LAYER_KEYS))
     if unknown:
@@ -105,6 +107,45 @@ def layer_datasets(spec: dict, chip_size: int) -> tuple[SampleDataset, SampleDat
     return split_held_out(built, keep, fraction)
 
 
+def datasets_from_layers(
+    dataset: dict, chip_size: int = 256
+) -> tuple[SampleDataset, SampleDataset | None]:
+    """The train request's dataset (rasters, labels, class_field, sentences, validation) as
+    (train, validation). validation: {"fraction": f} holds out features by id (all their
+    samples go together); {"area": {"bounds" | "wkt", "crs"}} validates on the chips inside
+    an area and trains on those outside it; None trains on everything, validates on nothing.
+    """
+    from saymap.engine.aoi import aoi_from_json
+    from saymap.training.datasets import LayerSource, build_layer_dataset
+    from saymap.training.splits import split_by_area, split_held_out
+
+    validation = {k: v for k, v in (dataset.get("validation") or {}).items() if v is not None}
+    unknown = sorted(set(validation) - {"fraction", "area"})
+    if unknown or len(validation) > 1:
+        raise DatasetError(
+            "validation takes one of {'fraction': f} or {'area': {...}}; "
+            f"got {', '.join(sorted(validation))}"
+        )
+    area = aoi_from_json(validation["area"], "validation area") if "area" in validation else None
+    fraction = float(validation.get("fraction", 0.0))
+    if not 0.0 <= fraction < 1.0:
+        raise DatasetError(f"validation fraction must be in [0, 1), got {fraction}")
+    built = build_layer_dataset(
+        [LayerSource(Path(p)) for p in dataset["rasters"]],
+        dataset["labels"],
+        class_field=dataset.get("class_field"),
+        id_field=dataset.get("id_field"),
+        sentences=dataset.get("sentences") or None,
+        chip_size=chip_size,
+    )
+    if area is not None:
+        split = split_by_area(built, range(len(built)), area)
+        return split.train, split.val
+    if fraction == 0.0:
+        return built, None
+    return split_held_out(built, range(len(built)), fraction)
+
+
 def build_datasets(data: DataSection) -> tuple[SampleDataset, SampleDataset | None]:
     """Every source the recipe names, concatenated: (train, validation)."""
     train: list[SampleDataset] = []
@@ -135,8 +176,8 @@ def build_datasets(data: DataSection) -> tuple[SampleDataset, SampleDataset | No
             "the recipe names no training data: set data.synthetic, data.layers, "
             "data.refsegrs or data.rrsisd (or pass --synthetic DIR)"
         )
-    train_set = _evenly(ConcatDataset(train), data.max_train_samples)
-    val_set = _evenly(ConcatDataset(val), data.max_val_samples) if val else None
+    train_set = evenly(ConcatDataset(train), data.max_train_samples)
+    val_set = evenly(ConcatDataset(val), data.max_val_samples) if val else None
     if len(train_set) == 0:
         raise DatasetError("the training data holds no samples")
     log.info(

@@ -12,8 +12,6 @@ id the layer lacks each stop with one DatasetError. Pixels are read lazily, per 
 
 from __future__ import annotations
 
-import zlib
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,7 +35,6 @@ __all__ = [
     "LayerDataset",
     "LayerSource",
     "build_layer_dataset",
-    "datasets_from_layers",
     "write_chips",
 ]
 MIN_GROUP_PIXELS = 16  # a class must cover this many pixels of a grid chip to be a sample
@@ -242,45 +239,3 @@ class LayerSubset(Subset):
 
     def window_of(self, index: int):
         return self.dataset.window_of(self.indices[index])
-
-
-def held_out(sample_id: str, fraction: float) -> bool:
-    """A stable, seedless choice of validation samples: by a hash of the feature's id."""
-    key = sample_id.split("/")[1] if "/" in sample_id else sample_id
-    return zlib.crc32(key.encode()) % 10_000 < fraction * 10_000
-
-
-def datasets_from_layers(dataset: dict, chip_size: int = 256):
-    """The train request's dataset (rasters, labels, class_field, sentences, validation)
-    as (train, validation). validation: {"fraction": f} holds out features by id (all
-    their samples go together); None or {} trains on everything and validates on nothing.
-    """
-    built = build_layer_dataset(
-        [LayerSource(Path(p)) for p in dataset["rasters"]],
-        dataset["labels"],
-        class_field=dataset.get("class_field"),
-        id_field=dataset.get("id_field"),
-        sentences=dataset.get("sentences") or None,
-        chip_size=chip_size,
-    )
-    fraction = float((dataset.get("validation") or {}).get("fraction", 0.0))
-    if not 0.0 <= fraction < 1.0:
-        raise DatasetError(f"validation fraction must be in [0, 1), got {fraction}")
-    if fraction == 0.0:
-        return built, None
-    return split_held_out(built, range(len(built)), fraction)
-
-
-def split_held_out(
-    built: LayerDataset, indices: Iterable[int], fraction: float
-) -> tuple[LayerSubset, LayerSubset]:
-    """Train/validation by feature id: all samples of a held-out feature go together."""
-    indices = list(indices)
-    val = [k for k in indices if held_out(built.records[k].sample_id, fraction)]
-    train = [k for k in indices if not held_out(built.records[k].sample_id, fraction)]
-    if not train or not val:
-        raise DatasetError(
-            f"a validation fraction of {fraction} leaves {len(train)} training and "
-            f"{len(val)} validation samples; label more features or change the fraction"
-        )
-    return LayerSubset(built, train), LayerSubset(built, val)

@@ -173,6 +173,25 @@ class SentenceLabel(_Strict):
     sentence: Prompt
 
 
+class TrainValidation(_Strict):
+    """What to validate on: a share of the features (by id), or the chips inside an area."""
+
+    fraction: Annotated[float, Field(gt=0.0, lt=1.0)] | None = Field(
+        default=None, description="share of the features held out, chosen by a hash of the id"
+    )
+    area: AOI | None = Field(
+        default=None,
+        description="chips wholly inside validate, chips outside train, chips across its "
+        "edge are left out, so neighbouring pixels never leak into validation",
+    )
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> TrainValidation:
+        if (self.fraction is None) == (self.area is None):
+            raise ValueError("give exactly one of fraction or area")
+        return self
+
+
 class TrainDataset(_Strict):
     rasters: Annotated[list[AbsolutePath], Field(min_length=1, max_length=256)]
     labels: AbsolutePath
@@ -184,7 +203,7 @@ class TrainDataset(_Strict):
         | None
     ) = Field(default=None, description="the labels' field that sentences' feature_id names")
     sentences: Annotated[list[SentenceLabel], Field(max_length=10_000)] = []
-    validation: dict[str, Any] | None = None
+    validation: TrainValidation | None = None
 
 
 class TrainRequest(_Strict):

@@ -25,7 +25,7 @@ TRAINER_API = (
     ("saymap.training.trainer", "train"),
     ("saymap.training.recipe", "load_recipe"),
     ("saymap.training.recipe", "recipe_from_dict"),
-    ("saymap.training.datasets", "datasets_from_layers"),
+    ("saymap.training.data_sources", "datasets_from_layers"),
 )
 
 
@@ -97,6 +97,10 @@ def start_training(request: TrainRequest, context: JobContext) -> dict[str, Any]
     train_set, val_set = api["datasets_from_layers"](
         request.dataset.model_dump(), chip_size=recipe.data.chip_size
     )
+    if val_set is not None:
+        from saymap.training.splits import thin
+
+        val_set = thin(val_set, recipe.data.max_val_samples)
     context.raise_if_cancelled()
     before: dict[str, float] = {}  # sent with every metrics event (the contract: step, loss, lr)
     if request.base_model and val_set is not None and len(val_set):
@@ -125,11 +129,14 @@ def start_training(request: TrainRequest, context: JobContext) -> dict[str, Any]
             cancel=context.cancel,
             resume=False,
         )
+        validation = None
+        if val_set is not None and len(val_set):
+            validation = write_validation_outputs(request, result.model_dir, val_set, context)
         context.progress(1.0, f"registering model {request.name}")
         entry = registry.register(Path(result.model_dir), request.name)
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)
-    return {
+    answer: dict[str, Any] = {
         "output": None,
         "n_features": None,
         "model": entry.name,
@@ -138,6 +145,36 @@ def start_training(request: TrainRequest, context: JobContext) -> dict[str, Any]
         "seconds": round(float(result.seconds), 3),
         "notes": [str(n) for n in result.notes],
     }
+    if validation is not None:  # the same files, now inside the registered model
+        moved = entry.path / registry.VALIDATION_DIR
+        answer["val_iou"] = result.metrics.get("all/mIoU")
+        answer["validation_chips"] = str(moved / validation.chips.name)
+        answer["validation_predictions"] = [str(moved / p.name) for p in validation.predictions]
+    return answer
+
+
+def write_validation_outputs(
+    request: TrainRequest, model_dir: Path, val_set: Any, context: JobContext
+) -> Any:
+    """The validation chips and predictions beside the trained model, before it is copied."""
+    from saymap.engine.aoi import aoi_from_json
+    from saymap.training.validation_outputs import write_validation
+
+    spec = request.dataset.validation
+    area = (
+        aoi_from_json(spec.area.model_dump(), "validation area")
+        if spec is not None and spec.area is not None
+        else None
+    )
+    context.progress(1.0, "writing the validation chips")
+    return write_validation(
+        Path(model_dir),
+        val_set,
+        area,
+        device=request.device,
+        progress=lambda message: context.progress(1.0, message),
+        cancel=context.cancel,
+    )
 
 
 def run_training(context: JobContext) -> dict[str, Any]:

@@ -11,10 +11,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-import shapely
-import shapely.errors
 from fastapi import HTTPException, status
-from shapely.geometry import MultiPolygon, Polygon
 
 from saymap.engine import registry
 from saymap.engine.errors import ModelNotFoundError, SaymapError
@@ -94,19 +91,12 @@ def check_device(requested: str) -> None:
 
 def build_aoi(body: AOIBody) -> Any:
     """The request's AOI as the engine's AOI object (bounds or a WKT polygon, in body.crs)."""
-    from saymap.engine.aoi import AOI, aoi_from_bounds
+    from saymap.engine.aoi import aoi_from_json
 
-    if body.bounds is not None:
-        return aoi_from_bounds(*body.bounds, crs=body.crs)
     try:
-        geometry = shapely.from_wkt(body.wkt)
-    except (shapely.errors.GEOSException, ValueError, TypeError) as exc:
-        raise bad_request(f"the AOI's wkt is not a WKT geometry: {exc}") from exc
-    if not isinstance(geometry, Polygon | MultiPolygon) or geometry.is_empty:
-        raise bad_request("the AOI's wkt must be a non-empty POLYGON or MULTIPOLYGON")
-    if not geometry.is_valid:
-        geometry = shapely.make_valid(geometry)
-    return AOI(geometry, body.crs, "WKT AOI")
+        return aoi_from_json(body.model_dump(), "AOI")
+    except SaymapError as exc:
+        raise bad_request(str(exc)) from exc
 
 
 def check_tiling(request: SegmentRequest, model: registry.ModelEntry) -> None:
@@ -147,6 +137,27 @@ def check_segment(request: SegmentRequest) -> dict[str, Any]:
     return {**request.model_dump(), "model": model.name}
 
 
+def check_validation_area(request: TrainRequest) -> None:
+    """A validation area must be an area and overlap at least one of the rasters."""
+    spec = request.dataset.validation
+    if spec is None or spec.area is None:
+        return
+    from saymap.engine.aoi import resolve_region
+    from saymap.engine.raster import open_raster
+
+    area = build_aoi(spec.area)
+    problems = []
+    for raster in request.dataset.rasters:
+        try:
+            resolve_region(open_raster(raster), area)
+            return
+        except SaymapError as exc:
+            problems.append(str(exc))
+    raise bad_request(
+        "the validation area overlaps none of the training rasters: " + "; ".join(problems)
+    )
+
+
 def check_train(request: TrainRequest) -> dict[str, Any]:
     """Dataset files exist, the new name is free, the base model is registered."""
     if registry.exists(request.name):
@@ -160,6 +171,7 @@ def check_train(request: TrainRequest) -> dict[str, Any]:
         check_input_file(raster, "training raster")
     check_input_file(request.dataset.labels, "labels file")
     check_device(request.device)
+    check_validation_area(request)
     from saymap.engine.server.training import TrainingUnavailable, load_recipe
 
     try:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -47,8 +50,21 @@ def kampala(real_data: Path) -> dict:
             {"feature_id": 5, "sentence": "the roof next to the dirt road"},
             {"feature_id": 8, "sentence": "the house with the metal roof"},
         ],
-        "validation": {"fraction": 0.2},
+        "validation": {"area": _east_quarter(folder / "kampala_west_rgb.tif")},
     }
+
+
+def _east_quarter(raster: Path) -> dict:
+    """The raster's columns 1536.. as lon/lat bounds: the validation area."""
+    import rasterio
+    from pyproj import Transformer
+
+    with rasterio.open(raster) as src:
+        left, top = src.xy(0, 1536, offset="ul")
+        right, bottom = src.xy(src.height, src.width, offset="ul")
+    to = Transformer.from_crs("EPSG:3857", "EPSG:4326", always_xy=True)
+    (x0, x1), (y0, y1) = to.transform([left, right], [bottom, top])
+    return {"bounds": [x0, y0, x1, y1], "crs": "EPSG:4326"}
 
 
 @pytest.mark.slow
@@ -77,6 +93,7 @@ def test_a_train_job_registers_a_model_and_streams_metrics(
 
         models = client.get("/v1/models").raise_for_status().json()["models"]
         assert "roofs-v1" in {m["name"] for m in models}
+        check_validation_outputs(done, kampala)
         # The new model segments right away (and a second train under its name is refused).
         again = client.post("/v1/train", json=request)
         assert again.status_code == 409 and "already registered" in again.json()["detail"]
@@ -95,6 +112,46 @@ def test_a_train_job_registers_a_model_and_streams_metrics(
         assert finished["state"] == "done", finished
         assert finished["result"]["model"] == "roofs-v1" and output.exists()
     assert not (engine.data_dir / "training" / job["id"]).exists()  # the work folder is gone
+
+
+def check_validation_outputs(done: dict, kampala: dict) -> None:
+    """The job's chips lie in the validation area, `saymap eval` scores them exactly as the
+    job reported, and the predictions GeoPackage covers the area in the raster's CRS."""
+    import pyogrio
+    import pyogrio.raw
+    import rasterio
+    import shapely
+
+    result = done["result"]
+    model_path = Path(result["model_path"])
+    chips = Path(result["validation_chips"])
+    assert chips.parent.parent == model_path  # kept with the registered model
+    records = [json.loads(x) for x in (chips / "samples.jsonl").read_text().splitlines()]
+    assert 0 < len(records) <= RECIPE["data"]["max_val_samples"]
+    assert all(r["window"][0] >= 1536 for r in records)  # wholly inside the east quarter
+    out = chips.parent / "eval.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "saymap.engine.cli", "eval", "--checkpoint", str(model_path),
+         "--data", str(chips), "--out", str(out)],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    scored = json.loads(out.read_text())["results"]["native"]
+    assert scored["n"] == len(records)
+    assert scored["miou"] == pytest.approx(result["val_iou"], abs=1e-9)
+    assert result["val_iou"] == pytest.approx(done["metrics"]["val_iou"], abs=1e-9)
+
+    (predictions,) = (Path(p) for p in result["validation_predictions"])
+    assert predictions.parent == chips.parent and predictions.is_file()
+    info = pyogrio.read_info(predictions)
+    with rasterio.open(kampala["rasters"][0]) as src:
+        assert rasterio.crs.CRS.from_user_input(info["crs"]) == src.crs
+        x_split = src.xy(0, 1536, offset="ul")[0]
+    assert {"prompt", "score", "area_m2", "model"} <= set(info["fields"])
+    meta, _fids, wkb, fields = pyogrio.raw.read(predictions)
+    if len(wkb):  # a 4-step model may find nothing; what it finds is in the area
+        assert set(fields[meta["fields"].tolist().index("prompt")]) <= {"building"}
+        assert shapely.total_bounds(shapely.from_wkb(wkb))[0] >= x_split - 1.0
 
 
 def _corner(kampala: dict) -> dict:

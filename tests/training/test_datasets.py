@@ -383,7 +383,7 @@ def test_chips_command_writes_a_folder(raster: Path, layer: Path, tmp_path: Path
 
 
 def test_datasets_from_layers_for_the_train_request(raster: Path, layer: Path) -> None:
-    from saymap.training.datasets import datasets_from_layers
+    from saymap.training.data_sources import datasets_from_layers
 
     request = {
         "rasters": [str(raster)],

@@ -1,0 +1,119 @@
+"""Validation splits on Kampala's real labels: the area split shares no pixel between
+training and validation, in whatever CRS the area is given."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import rasterio
+import shapely
+from pyproj import Transformer
+from shapely.geometry import box
+
+from saymap.engine.aoi import AOI, aoi_from_bounds
+from saymap.engine.errors import AOIError, DatasetError
+from saymap.training.data_sources import datasets_from_layers
+from saymap.training.datasets import LayerDataset, LayerSource, build_layer_dataset
+from saymap.training.splits import split_by_area, split_held_out, thin
+
+SPLIT_COL = 1536  # validation: the eastern quarter of kampala_west (columns 1536..2048)
+
+
+@pytest.fixture(scope="module")
+def kampala(real_data: Path) -> tuple[Path, Path]:
+    root = real_data / "kampala"
+    return root / "kampala_west_rgb.tif", root / "kampala_west_buildings.geojson"
+
+
+@pytest.fixture(scope="module")
+def built(kampala: tuple[Path, Path]) -> LayerDataset:
+    raster, labels = kampala
+    return build_layer_dataset(
+        [LayerSource(raster)], labels, class_field="class", id_field="instance_id"
+    )
+
+
+def east_quarter(raster: Path, crs: str) -> AOI:
+    """Columns SPLIT_COL.. of the raster as bounds in `crs` (the raster's is EPSG:3857)."""
+    with rasterio.open(raster) as src:
+        left, top = src.xy(0, SPLIT_COL, offset="ul")
+        right, bottom = src.xy(src.height, src.width, offset="ul")
+    if crs == "EPSG:3857":
+        return aoi_from_bounds(left, bottom, right, top, crs=crs)
+    to = Transformer.from_crs("EPSG:3857", crs, always_xy=True)
+    (x0, x1), (y0, y1) = to.transform([left, right], [bottom, top])
+    # A hair inside, so the reprojected edge does not clip the chips along it.
+    return aoi_from_bounds(x0 - 1e-9, y0 - 1e-9, x1 + 1e-9, y1 + 1e-9, crs=crs)
+
+
+def _pixel_box(ds, subset, k: int):
+    r = ds.records[subset.indices[k]]
+    return box(r.col, r.row, r.col + r.size, r.row + r.size)
+
+
+@pytest.mark.real_data
+@pytest.mark.parametrize("crs", ["EPSG:3857", "EPSG:4326"])
+def test_the_area_split_shares_no_pixel(built: LayerDataset, kampala, crs: str) -> None:
+    split = split_by_area(built, range(len(built)), east_quarter(kampala[0], crs))
+    n_val, n_train = len(split.val), len(split.train)
+    assert n_val >= 5 and n_train >= 20, (n_val, n_train)
+    assert n_val + n_train + split.straddling == len(built)
+    assert split.straddling > 0  # chips centred near the line exist, and are left out
+    val_boxes = [_pixel_box(built, split.val, k) for k in range(n_val)]
+    train_boxes = [_pixel_box(built, split.train, k) for k in range(n_train)]
+    assert all(b.bounds[0] >= SPLIT_COL - 1e-6 for b in val_boxes)
+    assert all(b.bounds[2] <= SPLIT_COL + 1e-6 for b in train_boxes)
+    overlap = shapely.union_all(val_boxes).intersection(shapely.union_all(train_boxes))
+    assert overlap.area == 0.0
+
+
+@pytest.mark.real_data
+def test_the_split_by_feature_overlaps_and_the_area_split_fixes_that(built) -> None:
+    """Why the area split exists: held-out features' chips overlap training chips."""
+    train, val = split_held_out(built, range(len(built)), 0.2)
+    val_union = shapely.union_all([_pixel_box(built, val, k) for k in range(len(val))])
+    train_union = shapely.union_all([_pixel_box(built, train, k) for k in range(len(train))])
+    assert val_union.intersection(train_union).area > 0
+
+
+@pytest.mark.real_data
+def test_an_area_without_a_whole_chip_is_refused(built: LayerDataset, kampala) -> None:
+    with rasterio.open(kampala[0]) as src:
+        x0, y0 = src.xy(1000, 1000, offset="ul")
+        x1, y1 = src.xy(1100, 1100, offset="ul")
+    small = aoi_from_bounds(x0, y1, x1, y0, crs="EPSG:3857")
+    with pytest.raises(DatasetError, match="holds no whole chip"):
+        split_by_area(built, range(len(built)), small)
+    with rasterio.open(kampala[0]) as src:
+        everything = aoi_from_bounds(*src.bounds, crs="EPSG:3857")
+    with pytest.raises(DatasetError, match="leaves no chip to train on"):
+        split_by_area(built, range(len(built)), everything)
+
+
+@pytest.mark.real_data
+def test_the_train_request_takes_an_area_or_a_fraction(kampala) -> None:
+    raster, labels = kampala
+    area = east_quarter(raster, "EPSG:4326")
+    request = {
+        "rasters": [str(raster)],
+        "labels": str(labels),
+        "class_field": "class",
+        "validation": {"area": {"bounds": list(area.geometry.bounds), "crs": "EPSG:4326"}},
+    }
+    train, val = datasets_from_layers(request)
+    assert all(val.dataset.records[k].col >= SPLIT_COL for k in val.indices)
+    assert len(train) + len(val) < 64  # straddling chips are in neither
+    with pytest.raises(DatasetError, match="one of"):
+        datasets_from_layers({**request, "validation": {"fraction": 0.2, "area": {}}})
+    with pytest.raises(AOIError, match="wkt is not a WKT"):
+        datasets_from_layers({**request, "validation": {"area": {"wkt": "nope", "crs": "x"}}})
+
+
+@pytest.mark.real_data
+def test_thin_keeps_an_even_spread(built: LayerDataset) -> None:
+    _train, val = split_held_out(built, range(len(built)), 0.5)
+    few = thin(val, 4)
+    assert len(few) == 4 and set(few.indices) <= set(val.indices)
+    assert few.indices == sorted(few.indices) and few.window_of(0) == val.window_of(0)
+    assert thin(val, None) is val and thin(val, 10_000) is val
