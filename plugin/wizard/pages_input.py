@@ -246,7 +246,7 @@ class SentencesPage(QWizardPage):
 
 
 class SettingsPage(QWizardPage):
-    """Base model, recipe, length, validation share, device, and what that will cost."""
+    """Base model, recipe, length, validation area or share, device, and what that costs."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -268,6 +268,9 @@ class SettingsPage(QWizardPage):
         for size in (128, 256, 480):
             self.chip.addItem(f"{size} px", size)
         self.chip.setCurrentIndex(1)
+        self.validation_kind = QComboBox(self)
+        for kind, label in plan.VALIDATION_KINDS:
+            self.validation_kind.addItem(label, kind)
         self.validation = QDoubleSpinBox(self)
         self.validation.setRange(0.05, 0.5)
         self.validation.setSingleStep(0.05)
@@ -284,6 +287,7 @@ class SettingsPage(QWizardPage):
         form.addRow("Steps", self.steps)
         form.addRow("or a time budget", self.budget)
         form.addRow("Chip size", self.chip)
+        form.addRow("Validate on", self.validation_kind)
         form.addRow("Validation share", self.validation)
         form.addRow("Device", self.device)
         form.addRow("Estimate", self.estimate)
@@ -292,6 +296,9 @@ class SettingsPage(QWizardPage):
         self.budget.editingFinished.connect(self._budget_changed)
         self.device.currentIndexChanged.connect(self._steps_changed)
         self.name.textChanged.connect(self.completeChanged)
+        self.validation_kind.currentIndexChanged.connect(
+            lambda _: self.validation.setEnabled(self.validation_kind.currentData() != "canvas")
+        )
         self._steps_changed()
 
     def set_models(self, names: list[str], active: str) -> None:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
+from qgis.core import QgsProject, QgsVectorLayer
+from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtWidgets import (
     QCheckBox,
     QFormLayout,
@@ -15,6 +18,8 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from ..engine_client import JobInfo  # noqa: TID252 (the plugin folder name varies)
+from ..errors import SayMapPluginError  # noqa: TID252 (the plugin folder name varies)
+from ..layers import add_result_layer  # noqa: TID252 (the plugin folder name varies)
 from . import plan
 from .loss_plot import LossPlot
 
@@ -79,7 +84,7 @@ class TrainingPage(QWizardPage):
 
 
 class ResultPage(QWizardPage):
-    """The new model's validation metrics; make it the toolbar's model."""
+    """The new model's validation metrics and predictions; make it the toolbar's model."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -89,6 +94,11 @@ class ResultPage(QWizardPage):
         self.before_iou = QLabel(self)
         self.details = QLabel(self)
         self.details.setWordWrap(True)
+        self.predictions = QLabel(self)
+        self.predictions.setWordWrap(True)
+        self.reproduce = QLabel(self)
+        self.reproduce.setWordWrap(True)
+        self.reproduce.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.make_active = QCheckBox("Use it in the SayMap toolbar", self)
         self.make_active.setChecked(True)
         form = QFormLayout(self)
@@ -96,7 +106,10 @@ class ResultPage(QWizardPage):
         form.addRow("Validation IoU before", self.before_iou)
         form.addRow("Validation IoU after", self.val_iou)
         form.addRow("Metrics", self.details)
+        form.addRow("Predictions", self.predictions)
+        form.addRow("Check it", self.reproduce)
         form.addRow("", self.make_active)
+        self.prediction_layers: list[QgsVectorLayer] = []
 
     def show_result(self, job: JobInfo, val_iou: float | None) -> None:
         result = job.result or {}
@@ -111,4 +124,27 @@ class ResultPage(QWizardPage):
         self.details.setText(
             ", ".join(f"{k} {v:.4g}" for k, v in shown.items())
             + f"; {result.get('steps', '?')} steps in {result.get('seconds', '?')} s"
+        )
+
+    def add_predictions(self, job: JobInfo, project: QgsProject) -> None:
+        """The model's predictions on the validation area, as layers (once per job)."""
+        if self.prediction_layers:
+            return
+        result = job.result or {}
+        paths = [Path(p) for p in result.get("validation_predictions") or []]
+        names = []
+        for path in paths:
+            name = f"{result.get('model', 'model')} on validation ({path.stem.split('-', 1)[-1]})"
+            try:
+                self.prediction_layers.append(add_result_layer(path, name, project))
+            except SayMapPluginError as exc:
+                names.append(str(exc))
+                continue
+            names.append(f"{name}: {self.prediction_layers[-1].featureCount()} polygons")
+        self.predictions.setText("\n".join(names) or "none (no validation area)")
+        chips = result.get("validation_chips")
+        self.reproduce.setText(
+            f"saymap eval --checkpoint {result.get('model_path')} --data {chips}"
+            if chips
+            else "no validation chips were kept"
         )

@@ -112,6 +112,37 @@ def build_recipe(
     return recipe
 
 
+# How the Settings page can split off validation. An area keeps neighbouring chips apart;
+# a share of features is quicker to set up but lets overlapping chips leak pixels.
+VALIDATION_KINDS = (
+    ("strip", "An area: the last share of the labels' extent"),
+    ("canvas", "An area: the map's current extent"),
+    ("fraction", "A share of the features (neighbouring chips may leak)"),
+)
+
+Bounds = tuple[float, float, float, float]  # xmin, ymin, xmax, ymax
+
+
+def strip_bounds(extent: Bounds, share: float) -> tuple[Bounds, str]:
+    """The last `share` of an extent along its longer side, and which side that is: the
+    east strip of a wide extent, the south strip of a tall one."""
+    xmin, ymin, xmax, ymax = extent
+    if xmax - xmin >= ymax - ymin:
+        return (xmax - share * (xmax - xmin), ymin, xmax, ymax), "east"
+    return (xmin, ymin, xmax, ymin + share * (ymax - ymin)), "south"
+
+
+def validation_spec(kind: str, share: float, extent: Bounds | None, crs: str) -> dict[str, Any]:
+    """The request's `validation`: {"fraction": f}, or {"area": {"bounds", "crs"}} from an
+    extent in `crs` (the labels' extent for "strip", the map's for "canvas")."""
+    if kind == "fraction":
+        return {"fraction": share}
+    if extent is None:
+        raise ValueError(f"no extent to validate on for {kind!r}")
+    bounds = strip_bounds(extent, share)[0] if kind == "strip" else extent
+    return {"area": {"bounds": [float(v) for v in bounds], "crs": crs}}
+
+
 def build_request(
     *,
     name: str,
@@ -120,7 +151,7 @@ def build_request(
     class_field: str,
     sentences: Iterable[tuple[str, str]],
     recipe: Mapping[str, Any],
-    validation_fraction: float,
+    validation: Mapping[str, Any] | None,
     base_model: str | None,
     device: str,
 ) -> TrainRequest:
@@ -130,7 +161,7 @@ def build_request(
         labels=labels,
         class_field=class_field,
         sentences=tuple(SentenceLabel(sentence=s, wkt=w) for s, w in sentences),
-        validation={"fraction": validation_fraction} if validation_fraction > 0 else None,
+        validation=dict(validation) if validation else None,
     )
     return TrainRequest(
         name=name, recipe=dict(recipe), dataset=dataset, base_model=base_model, device=device

@@ -10,6 +10,7 @@ from qgis.core import QgsApplication, QgsProject
 from qgis.PyQt.QtCore import pyqtSignal
 from qgis.PyQt.QtWidgets import QWidget, QWizard
 
+from ..area import crs_string  # noqa: TID252 (the plugin folder name varies)
 from ..call_task import call_in_background  # noqa: TID252 (the plugin folder name varies)
 from ..engine_client import Endpoint, EngineClient, JobInfo, ModelList  # noqa: TID252 (the plugin folder name varies)
 from . import plan
@@ -98,10 +99,23 @@ class FineTuneWizard(QWizard):
             class_field=self.data_page.class_field.currentField(),
             sentences=[(s, wkt) for s, _, wkt in self.sentences_page.sentences()],
             recipe=settings.recipe_dict(),
-            validation_fraction=settings.validation.value(),
+            validation=self.validation(),
             base_model=settings.base_model.currentText() or None,
             device=settings.device.currentText(),
         )
+
+    def validation(self) -> dict:
+        """The request's validation from the Settings page: an area in a CRS, or a share."""
+        kind = self.settings_page.validation_kind.currentData()
+        share = self.settings_page.validation.value()
+        if kind == "canvas":
+            canvas = self.iface.mapCanvas()
+            extent, crs = canvas.extent(), canvas.mapSettings().destinationCrs()
+        else:
+            layer = self.data_page.label_layer()
+            extent, crs = layer.extent(), layer.crs()
+        bounds = (extent.xMinimum(), extent.yMinimum(), extent.xMaximum(), extent.yMaximum())
+        return plan.validation_spec(kind, share, bounds, crs_string(crs))
 
     def _page_changed(self, page_id: int) -> None:
         if page_id == TRAINING_PAGE and self.training_page.job is None:
@@ -115,6 +129,7 @@ class FineTuneWizard(QWizard):
             )
         if page_id == TRAINING_PAGE + 1 and self.training_page.job is not None:
             self.result_page.show_result(self.training_page.job, self.training_page.val_iou)
+            self.result_page.add_predictions(self.training_page.job, QgsProject.instance())
 
     def follow(self, job: JobInfo, total_steps: int) -> None:
         """Show a (new or reattached) train job on the Training page until it ends."""

@@ -145,3 +145,18 @@ def test_build_info_points_at_this_checkout(plugins_dir: Path) -> None:
 
     assert Path(build_info()["source_dir"]) == ROOT
     assert source_folder() == ROOT
+
+
+def test_validation_strip_is_the_last_share_of_the_longer_side() -> None:
+    from saymap.wizard.plan import strip_bounds, validation_spec
+
+    assert strip_bounds((0.0, 0.0, 100.0, 50.0), 0.2) == ((80.0, 0.0, 100.0, 50.0), "east")
+    assert strip_bounds((0.0, 0.0, 50.0, 100.0), 0.25) == ((0.0, 0.0, 50.0, 25.0), "south")
+    wide = (10.0, 20.0, 110.0, 40.0)
+    assert validation_spec("strip", 0.3, wide, "EPSG:3857") == {
+        "area": {"bounds": [80.0, 20.0, 110.0, 40.0], "crs": "EPSG:3857"}
+    }
+    assert validation_spec("canvas", 0.3, wide, "EPSG:4326")["area"]["bounds"] == list(wide)
+    assert validation_spec("fraction", 0.2, None, "") == {"fraction": 0.2}
+    with pytest.raises(ValueError, match="no extent"):
+        validation_spec("canvas", 0.2, None, "EPSG:4326")

@@ -5,6 +5,8 @@ leaves the previous model active and nothing half-registered."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -13,7 +15,7 @@ from pathlib import Path
 import pytest
 from qgis.core import QgsProject, QgsVectorLayer
 
-from .conftest import HRO, KAMPALA, TEST_MODEL, EngineProcess, start_engine
+from .conftest import ENGINE_PYTHON, HRO, KAMPALA, TEST_MODEL, EngineProcess, start_engine
 from .test_toolbar_run import add_raster, type_and_run
 
 LABELS = "kampala/kampala_west_buildings.geojson"
@@ -94,6 +96,10 @@ def test_wizard_trains_registers_and_the_toolbar_uses_the_model(
     wizard = open_wizard(qtbot, plugin, project, real_data, "kampala-wizard", TEST_MODEL)
     wizard.settings_page.steps.setValue(6)
     assert "CPU" in wizard.settings_page.estimate.text()
+    assert wizard.settings_page.validation_kind.currentData() == "strip"  # the default
+    wizard.settings_page.validation.setValue(0.3)
+    area = wizard.validation()["area"]
+    assert area["crs"] == "EPSG:3857"
     wizard.next()  # Training: the job is posted and followed
     training = wizard.training_page
     qtbot.waitUntil(
@@ -112,6 +118,8 @@ def test_wizard_trains_registers_and_the_toolbar_uses_the_model(
     assert wizard.result_page.val_iou.text() == f"{training.val_iou:.4f}"
     before = engine_job["metrics"]["val_iou_before"]  # the base model on the same samples
     assert wizard.result_page.before_iou.text() == f"{before:.4f}"
+    check_same_iou_as_saymap_eval(engine_job, training.val_iou, area, tmp_path)
+    check_prediction_layer(wizard.result_page, project, area, engine_job)
     activated: list[object] = []
     wizard.model_activated.connect(activated.append)
     wizard.accept()
@@ -122,6 +130,43 @@ def test_wizard_trains_registers_and_the_toolbar_uses_the_model(
     type_and_run(qtbot, plugin, small, "building")
     segments = [j for j in engine_get(train_engine, "/v1/jobs")["jobs"] if j["kind"] == "segment"]
     assert segments and segments[-1]["result"]["model"] == "kampala-wizard"
+
+
+def check_same_iou_as_saymap_eval(job: dict, shown: float, area: dict, tmp: Path) -> None:
+    """The IoU the wizard shows is what `saymap eval` computes for the registered model on
+    the validation chips the job kept; those chips lie in the validation strip."""
+    result = job["result"]
+    chips = Path(result["validation_chips"])
+    records = [json.loads(x) for x in (chips / "samples.jsonl").read_text().splitlines()]
+    assert records and all(r["raster"].endswith("kampala_west_rgb.tif") for r in records)
+    out = tmp / "eval.json"
+    run = subprocess.run(
+        [str(ENGINE_PYTHON), "-m", "saymap.engine.cli", "eval", "--checkpoint",
+         result["model_path"], "--data", str(chips), "--out", str(out)],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"},
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    scored = json.loads(out.read_text())["results"]["native"]
+    assert scored["n"] == len(records)
+    assert scored["miou"] == pytest.approx(shown, abs=1e-9)
+
+
+def check_prediction_layer(page, project: QgsProject, area: dict, job: dict) -> None:
+    """The Result page added the model's predictions on the validation strip as a layer in
+    the raster's CRS; whatever it found lies inside the strip."""
+    assert len(page.prediction_layers) == 1
+    layer = page.prediction_layers[0]
+    assert layer.isValid() and project.mapLayer(layer.id()) is layer
+    assert "on validation" in layer.name() and "polygons" in page.predictions.text()
+    assert layer.crs().authid() == "EPSG:3857"  # kampala's own
+    result = job["result"]
+    command = f"saymap eval --checkpoint {result['model_path']} --data {result['validation_chips']}"
+    assert page.reproduce.text() == command
+    x_min = area["bounds"][0]
+    for feature in layer.getFeatures():
+        assert feature["prompt"] == "building"
+        assert feature.geometry().boundingBox().xMinimum() >= x_min - 0.5
 
 
 @pytest.mark.slow
