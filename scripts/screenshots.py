@@ -154,6 +154,7 @@ def wizard_settings(wizard):
     page.name.setText("kampala-roofs")
     page.steps.setValue(WIZARD_STEPS)
     page.chip.setCurrentIndex(page.chip.findData(128))
+    page.validation.setValue(0.3)  # the east 30 % of the labels' extent
     page.recipe_overrides = {"data": {"max_val_samples": 8}, "optim": {"batch_size": 2}}
     later(500, lambda: wizard_step(wizard, "settings", lambda: wizard_training(wizard, 0)))
 
