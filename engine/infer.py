@@ -40,6 +40,7 @@ from saymap.engine.prefetch import TileData, prefetched_tiles
 from saymap.engine.prompt import check_prompts, token_warnings
 from saymap.engine.raster import RasterSpec, open_raster
 from saymap.engine.tiling import TileGrid
+from saymap.engine.timing import StageTimes
 from saymap.engine.vectorize import VectorizeOptions, vectorize_to_geopackage
 
 log = logging.getLogger(__name__)
@@ -121,6 +122,7 @@ class SegmentResult:
     window: tuple[int, int, int, int]  # col_off, row_off, width, height of the region
     probabilities_path: str | None = None
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    stage_seconds: dict[str, float] = field(default_factory=dict)  # see engine/timing.py
 
     @property
     def tiles_per_second(self) -> float:
@@ -133,13 +135,25 @@ def _run_batch(
     texts: list[TextFeatures],
     device: torch.device,
 ) -> np.ndarray:
-    """(B, 3, S, S) uint8 tiles → (B, P, S, S) float32 logits, one pass per prompt."""
-    pixels = torch.from_numpy(np.stack([item[1] for item in batch])).to(device)
+    """(B, 3, S, S) uint8 tiles → (B, P, S, S) float32 logits, one pass per prompt.
+
+    With several prompts the prompt-independent start of the network (`embed_pixels`) runs
+    once and every prompt continues from it. On CUDA the tiles go up from pinned memory
+    without blocking the host.
+    """
+    pixels = torch.from_numpy(np.stack([item[1] for item in batch]))
+    if device.type == "cuda":
+        pixels = pixels.pin_memory().to(device, non_blocking=True)
+    else:
+        pixels = pixels.to(device)
     pixels = pixels.float().div_(255.0)
     logits = np.empty((len(batch), len(texts), *pixels.shape[-2:]), np.float32)
+    embed = getattr(model, "embed_pixels", None)
     with torch.inference_mode(), autocast_for(device):
+        shared = embed(pixels) if embed is not None and len(texts) > 1 else None
         for p, text in enumerate(texts):
-            out = model(pixels, text.expand(len(batch)))
+            extra = {"pixel_embedding": shared} if shared is not None else {}
+            out = model(pixels, text.expand(len(batch)), **extra)
             if tuple(out.logits.shape) != (len(batch), 1, *pixels.shape[-2:]):
                 raise RuntimeError(
                     f"model returned logits {tuple(out.logits.shape)} for tiles "
@@ -182,30 +196,35 @@ class _TileRunner:
         device: torch.device,
         grid: TileGrid,
         out: rasterio.io.DatasetWriter,
+        times: StageTimes,
     ) -> None:
         self.model, self.texts, self.device, self.grid, self.out = model, texts, device, grid, out
         self.blender = RowBandBlender(grid, len(texts))
         self.done = 0
         self.ran = 0
+        self.times = times
 
     def run(self, pending: list[TileData]) -> None:
         """Model on the tiles with valid pixels, then blend all of them in order."""
         active = [item for item in pending if item[2].any()]
-        logits = _run_batch(self.model, active, self.texts, self.device) if active else None
+        with self.times.measure("model"):
+            logits = _run_batch(self.model, active, self.texts, self.device) if active else None
         k = 0
-        for tile, _, valid in pending:
-            while tile.grid_row > self.blender.grid_row:
-                self.flush()
-            if valid.any():
-                self.blender.add(tile, logits[k], valid)  # type: ignore[index]
-                k += 1
-            else:
-                self.blender.skip(tile)
+        with self.times.measure("blend"):
+            for tile, _, valid in pending:
+                while tile.grid_row > self.blender.grid_row:
+                    self.blender.finish_row(self._write)
+                if valid.any():
+                    self.blender.add(tile, logits[k], valid)  # type: ignore[index]
+                    k += 1
+                else:
+                    self.blender.skip(tile)
         self.done += len(pending)
         self.ran += len(active)
 
     def flush(self) -> None:
-        self.blender.finish_row(self._write)
+        with self.times.measure("blend"):
+            self.blender.finish_row(self._write)
 
     def _write(self, window: Window, probabilities: np.ndarray) -> None:
         self.out.write(probabilities, window=window)
@@ -226,6 +245,7 @@ def _infer_probabilities(
     options: SegmentOptions,
     progress: Progress | None,
     cancel: threading.Event | None,
+    times: StageTimes,
 ) -> int:
     """Tiles → blended probabilities written band by band; returns how many tiles ran.
 
@@ -234,9 +254,9 @@ def _infer_probabilities(
     profile = _probability_profile(spec, region, len(texts), grid.stride)
     with (
         rasterio.open(probabilities_path, "w", **profile) as out,
-        prefetched_tiles(spec, grid, region, depth=2 * options.batch_size) as tiles,
+        prefetched_tiles(spec, grid, region, depth=2 * options.batch_size, times=times) as tiles,
     ):
-        runner = _TileRunner(model, texts, device, grid, out)
+        runner = _TileRunner(model, texts, device, grid, out, times)
         pending: list[TileData] = []
         active = 0
         for item in tiles:
@@ -296,6 +316,7 @@ def segment_raster(
     texts = [model.encode_text([prompt]).to(device) for prompt in prompts]  # once per prompt
 
     run_id = uuid.uuid4().hex
+    times = StageTimes()
     common = {
         "model": str(model.config.name),
         "run_id": run_id,
@@ -315,11 +336,14 @@ def segment_raster(
         with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):
             ran = _infer_probabilities(
                 model, spec, region, grid, texts, probabilities_path, device, options,
-                progress, cancel,
+                progress, cancel, times,
             )  # fmt: skip
             if progress is not None:
                 progress(len(grid), len(grid), "vectorising")
-            with GeoPackageWriter(output, spec.crs.to_wkt(), options.overwrite) as writer:
+            with (
+                times.measure("vectorise"),
+                GeoPackageWriter(output, spec.crs.to_wkt(), options.overwrite) as writer,
+            ):
                 counts = vectorize_to_geopackage(
                     probabilities_path,
                     writer,
@@ -354,4 +378,5 @@ def segment_raster(
         window=(int(window.col_off), int(window.row_off), int(window.width), int(window.height)),
         probabilities_path=str(probabilities_path) if keep else None,
         warnings=tuple(warnings),
+        stage_seconds=times.as_dict(),
     )

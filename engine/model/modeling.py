@@ -100,20 +100,34 @@ class SaymapModel(nn.Module):
     def trainable_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
-    def forward(
-        self, pixel_values: torch.Tensor, text: TextFeatures, output_features: bool = False
-    ) -> SegmentationOutput:
-        """pixel_values: (N, 3, H, W) in [0, 1], H and W multiples of 32."""
+    def embed_pixels(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Normalise, stem and stage 1: the prompt-independent part of the forward pass.
+
+        Early fusion (LAVT) brings the words in right after stage 1, so this is all that a
+        second prompt on the same tiles can reuse: (N, 3, H, W) -> (N, C1, H/4, W/4).
+        """
         self._check_pixels(pixel_values)
+        x = (pixel_values - self.image_mean) / self.image_std
+        return self.backbone.stage(0, self.backbone.stem(x))
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        text: TextFeatures,
+        output_features: bool = False,
+        pixel_embedding: torch.Tensor | None = None,
+    ) -> SegmentationOutput:
+        """pixel_values: (N, 3, H, W) in [0, 1], H and W multiples of 32; pixel_embedding:
+        `embed_pixels(pixel_values)` when the caller already has it (several prompts)."""
         n, _, height, width = pixel_values.shape
         text = text.expand(n)
         words, word_mask = text.embeddings.to(pixel_values.dtype), text.mask
-        x = (pixel_values - self.image_mean) / self.image_std
+        x = self.embed_pixels(pixel_values) if pixel_embedding is None else pixel_embedding
 
         features = []
-        x = self.backbone.stem(x)
         for i in range(4):
-            x = self.backbone.stage(i, x)
+            if i:
+                x = self.backbone.stage(i, x)
             if self.fusion is not None:
                 x = self.fusion[i](x, words, word_mask)
             if self.alignment is not None and str(i) in self.alignment:

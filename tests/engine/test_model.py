@@ -53,6 +53,19 @@ def test_prompt_changes_the_output(tiny: SaymapModel) -> None:
     assert not torch.allclose(a, b)
 
 
+def test_a_second_prompt_reuses_the_pixel_embedding_exactly(tiny: SaymapModel) -> None:
+    """What a multi-prompt request shares (stem + stage 1) gives the same logits."""
+    pixels = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        shared = tiny.embed_pixels(pixels)
+        assert shared.shape == (2, tiny.config.hidden_sizes[0], 16, 16)
+        for prompt in ("building", "the white car on the left"):
+            text = tiny.encode_text([prompt])
+            alone = tiny(pixels, text).logits
+            reused = tiny(pixels, text, pixel_embedding=shared).logits
+            assert torch.equal(alone, reused)
+
+
 def test_bad_inputs_are_named(tiny: SaymapModel) -> None:
     text = tiny.encode_text(["tree"])
     with pytest.raises(InputShapeError, match="multiple of the model stride 32"):
