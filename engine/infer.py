@@ -33,7 +33,7 @@ from saymap.engine.aoi import AOI, Region, resolve_region
 from saymap.engine.blend import RowBandBlender
 from saymap.engine.device import autocast_for, choose_device
 from saymap.engine.errors import Cancelled, OptionError
-from saymap.engine.heap import release_large_frees
+from saymap.engine.heap import trim_heap
 from saymap.engine.model.outputs import SegmentationOutput, TextFeatures
 from saymap.engine.output import GeoPackageWriter, check_output_path
 from saymap.engine.prefetch import TileData, prefetched_tiles
@@ -164,10 +164,14 @@ def _run_batch(
 
 
 def _probability_profile(
-    spec: RasterSpec, region: Region, channels: int, stride: int
+    spec: RasterSpec, region: Region, channels: int, stride: int, kept: bool
 ) -> dict[str, Any]:
     """Tiled float32 GeoTIFF whose block rows divide the tile stride where they can, so each
-    flushed band fills whole blocks (none is compressed, evicted and rewritten)."""
+    flushed band fills whole blocks (none is compressed, evicted and rewritten).
+
+    A temporary file is compressed with ZSTD level 1, which halves the blend's time against
+    DEFLATE (BENCHMARKS.md, Throughput); one the user keeps uses DEFLATE, which every GDAL
+    reads."""
     block_rows = max(16, math.gcd(stride, 256) // 16 * 16)
     return {
         "driver": "GTiff",
@@ -180,7 +184,7 @@ def _probability_profile(
         "tiled": True,
         "blockxsize": 512,
         "blockysize": block_rows,
-        "compress": "deflate",
+        **({"compress": "deflate"} if kept else {"compress": "zstd", "zstd_level": 1}),
         "predictor": 3,
         "BIGTIFF": "IF_SAFER",
     }
@@ -214,6 +218,7 @@ class _TileRunner:
             for tile, _, valid in pending:
                 while tile.grid_row > self.blender.grid_row:
                     self.blender.finish_row(self._write)
+                    trim_heap()
                 if valid.any():
                     self.blender.add(tile, logits[k], valid)  # type: ignore[index]
                     k += 1
@@ -225,6 +230,7 @@ class _TileRunner:
     def flush(self) -> None:
         with self.times.measure("blend"):
             self.blender.finish_row(self._write)
+            trim_heap()
 
     def _write(self, window: Window, probabilities: np.ndarray) -> None:
         self.out.write(probabilities, window=window)
@@ -251,7 +257,8 @@ def _infer_probabilities(
 
     Tiles with no valid pixel (nodata, fill, outside the AOI) skip the model.
     """
-    profile = _probability_profile(spec, region, len(texts), grid.stride)
+    kept = options.probabilities_path is not None
+    profile = _probability_profile(spec, region, len(texts), grid.stride, kept)
     with (
         rasterio.open(probabilities_path, "w", **profile) as out,
         prefetched_tiles(spec, grid, region, depth=2 * options.batch_size, times=times) as tiles,
@@ -295,7 +302,6 @@ def segment_raster(
 ) -> SegmentResult:
     """Segment `prompts` on a raster and write their polygons to a GeoPackage."""
     started = time.perf_counter()
-    release_large_frees()
     options = options or SegmentOptions()
     options.check()
     prompts = check_prompts(prompts)

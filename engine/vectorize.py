@@ -26,6 +26,7 @@ from shapely.geometry.base import BaseGeometry
 from shapely.geometry.polygon import orient
 
 from saymap.engine.errors import Cancelled
+from saymap.engine.heap import trim_heap
 from saymap.engine.output import GeoPackageWriter
 
 FEATURE_BATCH = 2000  # features appended to the GeoPackage at a time
@@ -148,6 +149,7 @@ def iter_components(
                 carry.append(component)
             else:
                 yield component
+        trim_heap()  # a window row's arrays are gone; give their pages back
 
 
 def _fill_holes(polygon: Polygon, max_hole_px: float) -> Polygon:
