@@ -46,8 +46,10 @@ package:
 screenshots: setup
 	bash scripts/screenshots.sh
 
+# Each writes its own BENCHMARKS.md section; run nothing else on the machine meanwhile.
 bench: setup
-	$(PY) scripts/bench.py
+	$(PY) scripts/bench_pipeline.py
+	$(PY) scripts/bench.py --model tiny --sizes 2000 8000 16000
 	$(PY) scripts/bench_server.py --write-benchmarks
 
 # Rebuilds engine/models/default from training/recipes/default.toml (needs ../shared).

@@ -187,10 +187,10 @@ def main() -> None:
         for name, overrides in switches:
             overrides = {"wrel.method": "accurate-only", "data.full_ratio": 1.0, **overrides}
             key = name.split("(")[-1].rstrip(")").lower().replace(" ", "-")
-            # With every component on, the run is the ratios sweep's accurate-only 100 %.
-            run_name = "accurate-only-1.0" if name == "all components" else f"ablation-{key}"
+            name_steps = f"ablation-{key}-{args.steps}"
             runs = [
-                run_one(run_name, args.synthetic, args.steps, overrides, s) for s in args.seeds[:1]
+                run_one(name_steps, args.synthetic, args.steps, overrides, s)
+                for s in args.seeds[:1]
             ]
             rows.append((name, [score(r, args.synthetic, args.limit, False) for r in runs]))
             print(rows[-1], flush=True)
