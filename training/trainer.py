@@ -123,10 +123,13 @@ class Trainer:
             params, lr=recipe.optim.lr, weight_decay=recipe.optim.weight_decay
         )
         dim, tokens = self.model.config.text_hidden_size, self.model.config.max_tokens
-        self.sample_bank = ReferenceBank(max(1, len(self.pools.weak)), tokens, dim).to(self.device)
-        self.class_bank = ReferenceBank(max(1, len(self.pools.classes)), tokens, dim).to(
-            self.device
-        )
+        # Only LRB-WREL uses the banks; one entry per weak sample is 600 MB on the synthetic
+        # set, held and checkpointed for nothing by the other methods.
+        banked = recipe.wrel.method == "lrb-wrel"
+        n_samples = max(1, len(self.pools.weak)) if banked else 1
+        n_classes = max(1, len(self.pools.classes)) if banked else 1
+        self.sample_bank = ReferenceBank(n_samples, tokens, dim).to(self.device)
+        self.class_bank = ReferenceBank(n_classes, tokens, dim).to(self.device)
         self.bank_optimizer = torch.optim.Adam(
             [*self.sample_bank.parameters(), *self.class_bank.parameters()], lr=recipe.wrel.bank_lr
         )
