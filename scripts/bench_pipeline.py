@@ -43,7 +43,7 @@ STAGE_KEYS = ("read", "wait", "model", "blend", "vectorise")
 # ---------------------------------------------------------------- children
 
 
-def build_model(name: str, channels_last: bool = False):
+def build_model(name: str):
     import torch
 
     from saymap.engine.model import SaymapConfig, SaymapModel
@@ -56,10 +56,7 @@ def build_model(name: str, channels_last: bool = False):
         )  # fmt: skip
     else:
         config = SaymapConfig.named(name)
-    model = SaymapModel(config).eval()
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    return model
+    return SaymapModel(config).eval()
 
 
 def _device(requested: str):
@@ -79,13 +76,17 @@ def child_model_only(args: argparse.Namespace) -> dict:
     from saymap.engine.device import autocast_for
 
     device = _device(args.device)
-    model = build_model(args.model, args.channels_last).to(device)
+    model = build_model(args.model).to(device)
+    # The pipeline's layout (contiguous) unless a variant row asks for channels-last.
+    channels_last = args.memory_format == "channels-last"
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
     forward = torch.compile(model) if args.compile else model
     tile = TILES[args.model][0]
     text = model.encode_text([PROMPTS[0]]).to(device)
     sizes = _batches(args.tiles, args.batch)
     inputs = {n: torch.rand(n, 3, tile, tile, device=device) for n in set(sizes)}
-    if args.channels_last:
+    if channels_last:
         inputs = {n: x.contiguous(memory_format=torch.channels_last) for n, x in inputs.items()}
 
     def run(n: int) -> None:
@@ -183,10 +184,19 @@ def raster_for(model: str, per_side: int) -> Path:
 
 
 def pipeline_row(model: str, batch: int, args: argparse.Namespace) -> dict:
+    """Pipeline and model-only in turn, `repeats` times each; the fastest run of each counts
+    (a shared machine's noise only ever slows a run down)."""
     raster = raster_for(model, args.per_side)
     common = ["--model", model, "--batch", str(batch)]
-    pipe = spawn("_pipeline", args, [*common, "--raster", str(raster), "--prompts", PROMPTS[0]])
-    only = spawn("_model", args, [*common, "--tiles", str(pipe["tiles"])])
+    repeats = args.repeats if model == "tiny" else 1  # base runs take minutes each
+    pipes, onlies = [], []
+    for _ in range(repeats):
+        pipes.append(
+            spawn("_pipeline", args, [*common, "--raster", str(raster), "--prompts", PROMPTS[0]])
+        )
+        onlies.append(spawn("_model", args, [*common, "--tiles", str(pipes[-1]["tiles"])]))
+    pipe = min(pipes, key=lambda r: r["seconds"])
+    only = min(onlies, key=lambda r: r["seconds"])
     width, height = pipe["window"][2:]
     return {
         "model": model, "batch": batch, "tiles": pipe["tiles"], "tile": TILES[model][0],
@@ -195,7 +205,7 @@ def pipeline_row(model: str, batch: int, args: argparse.Namespace) -> dict:
         "mp_per_s": width * height / 1e6 / pipe["seconds"],
         "model_tiles_per_s": only["tiles"] / only["seconds"],
         "stages": pipe["stages"], "device": pipe["device"], "torch": pipe["torch"],
-        "threads": pipe["threads"],
+        "threads": pipe["threads"], "repeats": repeats,
     }  # fmt: skip
 
 
@@ -258,10 +268,10 @@ def cold_start(args: argparse.Namespace) -> dict:
 def compile_rows(args: argparse.Namespace) -> list[dict]:
     rows = []
     for label, flags in (
-        ("eager", []),
-        ("channels-last", ["--channels-last"]),
-        ("torch.compile", ["--compile"]),
-        ("torch.compile + channels-last", ["--compile", "--channels-last"]),
+        ("eager, contiguous", ["--memory-format", "contiguous"]),
+        ("eager, channels-last", ["--memory-format", "channels-last"]),
+        ("torch.compile, contiguous", ["--compile", "--memory-format", "contiguous"]),
+        ("torch.compile, channels-last", ["--compile", "--memory-format", "channels-last"]),
     ):
         try:
             r = spawn("_model", args, ["--model", "tiny", "--batch", "8", "--tiles", "32", *flags])
@@ -320,7 +330,8 @@ def report(results: dict, args: argparse.Namespace) -> str:
         "tiles, blending, the streamed probability GeoTIFF, vectorisation, the GeoPackage) "
         "beside the model alone on the same number of tiles, batch and precision. Shares are "
         "of the pipeline's wall time; reading runs on its own thread, so its share overlaps "
-        "the others, and 'wait for reader' is the time the model sat idle for it.",
+        "the others, and 'wait for reader' is the time the model sat idle for it. Each tiny "
+        "row is the fastest of `--repeats` runs of each (base: one run), interleaved.",
         "",
         f"Machine: {machine()}; device {first.get('device', '?')}; torch "
         f"{first.get('torch', '?')} ({first.get('threads', '?')} threads); Python "
@@ -392,6 +403,7 @@ def main() -> int:
     parser.add_argument("--models", nargs="+", default=["tiny", "base"], choices=list(TILES))
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 8, 32])
     parser.add_argument("--per-side", type=int, default=6, help="tiles per raster side")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per tiny row (best counts)")
     parser.add_argument("--baseline", default="HEAD~1", help="commit to compare with ('' = none)")
     parser.add_argument("--skip", nargs="*", default=[],
                         choices=["second", "cold", "compile", "baseline"])  # fmt: skip
@@ -403,7 +415,7 @@ def main() -> int:
     parser.add_argument("--tiles", type=int, default=32, help=argparse.SUPPRESS)
     parser.add_argument("--raster", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--prompts", nargs="+", default=[PROMPTS[0]], help=argparse.SUPPRESS)
-    parser.add_argument("--channels-last", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--memory-format", default="contiguous", help=argparse.SUPPRESS)
     parser.add_argument("--compile", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--prefix", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
