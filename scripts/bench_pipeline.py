@@ -8,9 +8,11 @@ pipeline's wall time goes, a second prompt on the same area, the CLI's cold star
 channels-last and torch.compile both ways, and the same pipeline row at a baseline commit
 (default: the previous one), each in its own process, so one run gives a ratio.
 
-Weights are random: they change neither speed nor memory. `base` is Swin-B at 480 px with
-the MiniLM text encoder (BERT-base cannot be fetched here; the prompt is encoded once per
-request, so the text encoder does not enter tiles/s).
+`tiny` is the shipped default model (engine/models/default): trained weights give the
+vectorisation the masks a user would see. `base` is Swin-B at 480 px with random weights
+(none trained here; weights do not change the model's speed) and the MiniLM text encoder
+(BERT-base cannot be fetched here; the prompt is encoded once per request, so the text
+encoder does not enter tiles/s).
 
   python scripts/bench_pipeline.py                       # everything; writes BENCHMARKS.md
   python scripts/bench_pipeline.py --models tiny --batches 8 --no-write
@@ -37,6 +39,9 @@ from bench import BENCHMARKS, CACHE, generated_raster, machine
 ROOT = Path(__file__).resolve().parents[1]
 TILES = {"tiny": (512, 64), "base": (480, 64)}  # tile, overlap
 PROMPTS = ("bright square", "dim ground")
+# Parts measured by earlier runs on this machine, merged with this run's, so one part can be
+# rerun (say `--models tiny --skip compile`) without losing the others' rows.
+RESULTS = CACHE / "throughput.json"
 STAGE_KEYS = ("read", "wait", "model", "blend", "vectorise")
 
 
@@ -49,6 +54,10 @@ def build_model(name: str):
     from saymap.engine.model import SaymapConfig, SaymapModel
 
     torch.manual_seed(0)
+    if name == "tiny":  # the shipped default: trained weights give realistic masks to vectorise
+        from saymap.engine.model import load_model
+
+        return load_model(ROOT / "engine" / "models" / "default", device="cpu").eval()
     if name == "base":
         config = SaymapConfig.named(
             "base", text_encoder="all-MiniLM-L6-v2", text_hidden_size=384,
@@ -213,8 +222,8 @@ def throughput_table(rows: list[dict]) -> list[str]:
     lines = [
         "| model | batch | tile px | tiles | raster | pipeline tiles/s | MP/s | "
         "model-only tiles/s | pipeline / model-only | model | blend | wait for reader | "
-        "vectorise | read (overlapped) |",
-        "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "vectorise | read (overlapped) | commit |",
+        "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         share = {k: r["stages"].get(k, 0.0) / r["seconds"] for k in STAGE_KEYS}
@@ -223,7 +232,7 @@ def throughput_table(rows: list[dict]) -> list[str]:
             f"{r['tiles_per_s']:.2f} | {r['mp_per_s']:.2f} | {r['model_tiles_per_s']:.2f} | "
             f"**{r['tiles_per_s'] / r['model_tiles_per_s']:.3f}** | {share['model']:.0%} | "
             f"{share['blend']:.0%} | {share['wait']:.0%} | {share['vectorise']:.0%} | "
-            f"{share['read']:.0%} |"
+            f"{share['read']:.0%} | {r['commit']} |"
         )
     return lines
 
@@ -233,15 +242,24 @@ def second_prompt(args: argparse.Namespace) -> dict:
     reusing the prompt-independent part allows."""
     raster = raster_for("tiny", args.per_side)
     common = ["--model", "tiny", "--batch", "8", "--raster", str(raster)]
-    one = spawn("_pipeline", args, [*common, "--prompts", PROMPTS[0]])
-    two = spawn("_pipeline", args, [*common, "--prompts", *PROMPTS])
+    ones, twos = [], []
+    for _ in range(args.repeats):  # interleaved; the fastest of each counts
+        ones.append(spawn("_pipeline", args, [*common, "--prompts", PROMPTS[0]]))
+        twos.append(spawn("_pipeline", args, [*common, "--prompts", *PROMPTS]))
+    one = min(ones, key=lambda r: r["seconds"])
+    two = min(twos, key=lambda r: r["seconds"])
     only = spawn("_model", args, ["--model", "tiny", "--batch", "8", "--tiles",
                                   str(one["tiles"]), "--prefix"])  # fmt: skip
     added = two["seconds"] - one["seconds"]
     share = only["prefix_seconds"] / only["seconds"]
+    # What a second prompt cannot avoid: the prompt-dependent rest of the forward pass,
+    # its own blend and its own vectorisation (the first run's stage seconds).
+    stages = one["stages"]
+    floor = (1 - share) * stages["model"] + stages["blend"] + stages["vectorise"]
     return {"first": one["seconds"], "both": two["seconds"], "added": added,
             "speedup": one["seconds"] / added, "prefix_share": share,
-            "ceiling": 1 / (1 - share), "tiles": one["tiles"]}  # fmt: skip
+            "ceiling": one["seconds"] / floor, "tiles": one["tiles"],
+            "repeats": args.repeats}  # fmt: skip
 
 
 def cold_start(args: argparse.Namespace) -> dict:
@@ -319,10 +337,33 @@ def baseline_row(rev: str, args: argparse.Namespace) -> dict | None:
                        capture_output=True, cwd=ROOT)  # fmt: skip
 
 
-def report(results: dict, args: argparse.Namespace) -> str:
+def stamp() -> dict:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True, cwd=ROOT).stdout.strip()  # fmt: skip
+    command = f"python scripts/bench_pipeline.py {shlex.join(sys.argv[1:])}".strip()
+    return {"commit": commit, "date": dt.date.today().isoformat(), "command": command}
+
+
+def merge(results: dict) -> dict:
+    """This run's parts over the stored ones (rows by model and batch)."""
+    stored = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"rows": []}
+    keys = {(r["model"], r["batch"]) for r in results["rows"]}
+    rows = [r for r in stored.get("rows", []) if (r["model"], r["batch"]) not in keys]
+    merged = {**stored, **{k: v for k, v in results.items() if k != "rows"}}
+    merged["rows"] = sorted(
+        [*rows, *results["rows"]], key=lambda r: (list(TILES).index(r["model"]), r["batch"])
+    )
+    RESULTS.write_text(json.dumps(merged, indent=1))
+    return merged
+
+
+def measured(part: dict) -> str:
+    return f"Measured at commit {part['commit']} on {part['date']}: `{part['command']}`."
+
+
+def report(results: dict, args: argparse.Namespace) -> str:
     first = results["rows"][0] if results["rows"] else {}
+    commits = sorted({f"{r['commit']} ({r['date']})" for r in results["rows"]})
     lines = [
         "## Throughput",
         "",
@@ -335,8 +376,9 @@ def report(results: dict, args: argparse.Namespace) -> str:
         "",
         f"Machine: {machine()}; device {first.get('device', '?')}; torch "
         f"{first.get('torch', '?')} ({first.get('threads', '?')} threads); Python "
-        f"{platform.python_version()}; commit {commit}; {dt.date.today().isoformat()}. "
-        f"Command: `python scripts/bench_pipeline.py {shlex.join(sys.argv[1:])}`.".rstrip(),
+        f"{platform.python_version()}. Rows measured at commit(s) {', '.join(commits)} "
+        "with `python scripts/bench_pipeline.py` (all parts; `--models`, `--batches` and "
+        "`--skip` rerun a part).",
         "",
         *throughput_table(results["rows"]),
         "",
@@ -346,33 +388,50 @@ def report(results: dict, args: argparse.Namespace) -> str:
         lines += [
             "### A second prompt on the same area",
             "",
-            f"tiny, batch 8, {s['tiles']} tiles: one prompt {s['first']:.1f} s; two prompts "
+            f"tiny, batch 8, {s['tiles']} tiles, fastest of {s.get('repeats', 1)} runs each: one "
+            f"prompt {s['first']:.1f} s; two prompts "
             f"in one request {s['both']:.1f} s, so the second adds {s['added']:.1f} s "
             f"(**{s['speedup']:.2f}×** faster than the first). The request shares the tile "
-            "reads, the text encoder and the prompt-independent start of the network "
-            f"(`embed_pixels`: stem + stage 1), which is **{s['prefix_share']:.0%}** of a "
-            f"forward pass here; the ceiling for any reuse is therefore "
-            f"{s['ceiling']:.2f}×. Early fusion is the reason: like LAVT, the words enter "
-            "after stage 1 and every later stage, the decoder and the blend depend on the "
-            "prompt, so the 1.5× asked for is not reachable with this architecture without "
-            "giving up early fusion.",
+            "reads, the set-up and the prompt-independent start of the network "
+            f"(`embed_pixels`: stem + stage 1, **{s['prefix_share']:.0%}** of a forward pass "
+            "here). Everything after it depends on the prompt: like LAVT, the words enter "
+            "after stage 1 and every later stage, the decoder, the blend and the "
+            "vectorisation are per prompt; on the one-prompt run's stage times that "
+            f"prompt-dependent work caps the speed-up near **{s['ceiling']:.2f}×**. "
+            + (
+                "That meets the 1.5× asked for."
+                if s["speedup"] >= 1.5
+                else "So the 1.5× asked for is out of reach without giving up early fusion."
+            )
+            + " A second *request* on the same area shares nothing yet (a cache of stage-1 "
+            "features would win at most the same share).",
+            "",
+            measured(s),
             "",
         ]
     if results.get("cold"):
         lines += ["### Cold start", "", "| command | first run s | second run s |",
                   "|---|---:|---:|"]  # fmt: skip
-        for name, runs in results["cold"].items():
+        for name, runs in results["cold"]["runs"].items():
             lines.append(f"| `{name}` | {runs[0]:.1f} | {runs[1]:.1f} |")
-        lines.append("")
+        lines += ["", measured(results["cold"]), ""]
     if results.get("compile"):
         lines += ["### channels-last and torch.compile (tiny, batch 8, model only)", "",
                   "| variant | tiles/s | warm-up s |", "|---|---:|---:|"]  # fmt: skip
-        for r in results["compile"]:
+        for r in results["compile"]["variants"]:
             if "error" in r:
                 lines.append(f"| {r['label']} | failed: {r['error'][:80]} | |")
             else:
                 lines.append(f"| {r['label']} | {r['tiles_per_s']:.2f} | {r['warmup']:.1f} |")
-        lines.append("")
+        lines += [
+            "",
+            "The pipeline keeps the eager, contiguous model: channels-last measured no gain "
+            "inside the whole pipeline, and compilation's warm-up (per process and per batch "
+            "shape) outweighs its gain on any raster under about a thousand tiles.",
+            "",
+            measured(results["compile"]),
+            "",
+        ]
     if results.get("baseline"):
         b = results["baseline"]
         ratio = b["baseline"] / b["now"]
@@ -382,6 +441,8 @@ def report(results: dict, args: argparse.Namespace) -> str:
             f"tiny, batch 8, {b['tiles']} tiles, same machine, same run: {b['now']:.1f} s now "
             f"(best of two), {b['baseline']:.1f} s at {b['rev']}: now / baseline throughput "
             f"= **{ratio:.3f}** (below 1 is a slowdown).",
+            "",
+            measured(b),
             "",
         ]
     return "\n".join(lines)
@@ -425,22 +486,24 @@ def main() -> int:
     results: dict = {"rows": []}
     for model in args.models:
         for batch in args.batches:
-            row = pipeline_row(model, batch, args)
+            row = {**pipeline_row(model, batch, args), **stamp()}
             print(json.dumps(row), flush=True)
             results["rows"].append(row)
     if "second" not in args.skip:
-        results["second"] = second_prompt(args)
+        results["second"] = {**second_prompt(args), **stamp()}
         print(json.dumps(results["second"]), flush=True)
     if "cold" not in args.skip:
-        results["cold"] = cold_start(args)
+        results["cold"] = {"runs": cold_start(args), **stamp()}
         print(json.dumps(results["cold"]), flush=True)
     if "compile" not in args.skip:
-        results["compile"] = compile_rows(args)
+        results["compile"] = {"variants": compile_rows(args), **stamp()}
         print(json.dumps(results["compile"]), flush=True)
     if "baseline" not in args.skip and args.baseline:
-        results["baseline"] = baseline_row(args.baseline, args)
-        print(json.dumps(results["baseline"]), flush=True)
-    text = report(results, args)
+        found = baseline_row(args.baseline, args)
+        if found is not None:
+            results["baseline"] = {**found, **stamp()}
+            print(json.dumps(results["baseline"]), flush=True)
+    text = report(merge(results), args)
     print(text)
     if args.write:
         write_section(text)
