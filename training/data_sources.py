@@ -55,6 +55,8 @@ LAYER_KEYS = {
     "sentences": "a list of {feature_id | wkt, sentence} tables",
     "label_crs": "the labels' CRS when the file does not say",
     "validation_fraction": "share of features held out for validation (by feature id)",
+    "validation_area": "{bounds = [...] or wkt = '...', crs = '...'}: chips inside validate, "
+    "chips outside train, chips across its edge are left out",
     "group": "also make one 'all <class>' sample per chip",
     "region": "[col_off, row_off, width, height]: only chips inside this pixel window",
 }
@@ -101,6 +103,15 @@ def layer_datasets(spec: dict, chip_size: int) -> tuple[SampleDataset, SampleDat
         ]
         if not keep:
             raise DatasetError(f"no chip of {spec['labels']} lies inside region {spec['region']}")
+    if "validation_area" in spec:
+        if "validation_fraction" in spec:
+            raise DatasetError("give validation_area or validation_fraction, not both")
+        from saymap.engine.aoi import aoi_from_json
+        from saymap.training.splits import split_by_area
+
+        area = aoi_from_json(spec["validation_area"], "validation area")
+        split = split_by_area(built, keep, area)
+        return split.train, split.val
     fraction = float(spec.get("validation_fraction", 0.0))
     if fraction <= 0.0:
         return Subset(built, keep), None

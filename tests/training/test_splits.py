@@ -117,3 +117,22 @@ def test_thin_keeps_an_even_spread(built: LayerDataset) -> None:
     assert len(few) == 4 and set(few.indices) <= set(val.indices)
     assert few.indices == sorted(few.indices) and few.window_of(0) == val.window_of(0)
     assert thin(val, None) is val and thin(val, 10_000) is val
+
+
+@pytest.mark.real_data
+def test_a_recipe_layer_table_takes_a_validation_area(kampala) -> None:
+    from saymap.training.data_sources import layer_datasets
+
+    raster, labels = kampala
+    area = east_quarter(raster, "EPSG:3857")
+    spec = {
+        "rasters": [str(raster)],
+        "labels": str(labels),
+        "class_field": "class",
+        "validation_area": {"bounds": list(area.geometry.bounds), "crs": "EPSG:3857"},
+    }
+    train, val = layer_datasets(spec, chip_size=256)
+    assert val is not None and len(val) and len(train)
+    assert all(val.dataset.records[k].col >= SPLIT_COL for k in val.indices)
+    with pytest.raises(DatasetError, match="not both"):
+        layer_datasets({**spec, "validation_fraction": 0.2}, chip_size=256)
