@@ -165,7 +165,8 @@ def main() -> None:
                     )
                 else:
                     rows.append((name, [score(r, args.synthetic, args.limit, False) for r in runs]))
-                print(rows[-1], flush=True)
+                for row in rows[-2 if method == "lrb-wrel" else -1 :]:
+                    print(row, flush=True)
         write_section(
             "WREL: methods and full-expression ratios",
             table(
