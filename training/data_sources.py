@@ -36,7 +36,7 @@ class ConcatDataset:
         return self.parts[k][index - self.offsets[k]]
 
 
-def evenly(dataset: SampleDataset, limit: int | None) -> SampleDataset:
+def _evenly(dataset: SampleDataset, limit: int | None) -> SampleDataset:
     """At most `limit` samples spread evenly over the set (deterministic)."""
     if limit is None or len(dataset) <= limit:
         return dataset
@@ -64,8 +64,9 @@ LAYER_KEYS = {
 
 def layer_datasets(spec: dict, chip_size: int) -> tuple[SampleDataset, SampleDataset | None]:
     """One [[data.layers]] table: rasters + a label layer (+ sentences) as train/validation."""
+    from saymap.engine.aoi import aoi_from_json
     from saymap.training.datasets import LayerSource, build_layer_dataset
-    from saymap.training.splits import split_held_out
+    from saymap.training.splits import split_validation
 
     unknown = sorted(set(spec) - set(LAYER_KEYS))
     if unknown:
@@ -103,19 +104,15 @@ def layer_datasets(spec: dict, chip_size: int) -> tuple[SampleDataset, SampleDat
         ]
         if not keep:
             raise DatasetError(f"no chip of {spec['labels']} lies inside region {spec['region']}")
-    if "validation_area" in spec:
-        if "validation_fraction" in spec:
-            raise DatasetError("give validation_area or validation_fraction, not both")
-        from saymap.engine.aoi import aoi_from_json
-        from saymap.training.splits import split_by_area
-
-        area = aoi_from_json(spec["validation_area"], "validation area")
-        split = split_by_area(built, keep, area)
-        return split.train, split.val
-    fraction = float(spec.get("validation_fraction", 0.0))
-    if fraction <= 0.0:
-        return Subset(built, keep), None
-    return split_held_out(built, keep, fraction)
+    if "validation_area" in spec and "validation_fraction" in spec:
+        raise DatasetError("give validation_area or validation_fraction, not both")
+    area = spec.get("validation_area")
+    return split_validation(
+        built,
+        keep,
+        area=aoi_from_json(area, "validation area") if area is not None else None,
+        fraction=float(spec.get("validation_fraction", 0.0)),
+    )
 
 
 def datasets_from_layers(
@@ -128,7 +125,7 @@ def datasets_from_layers(
     """
     from saymap.engine.aoi import aoi_from_json
     from saymap.training.datasets import LayerSource, build_layer_dataset
-    from saymap.training.splits import split_by_area, split_held_out
+    from saymap.training.splits import split_validation
 
     validation = {k: v for k, v in (dataset.get("validation") or {}).items() if v is not None}
     unknown = sorted(set(validation) - {"fraction", "area"})
@@ -149,12 +146,7 @@ def datasets_from_layers(
         sentences=dataset.get("sentences") or None,
         chip_size=chip_size,
     )
-    if area is not None:
-        split = split_by_area(built, range(len(built)), area)
-        return split.train, split.val
-    if fraction == 0.0:
-        return built, None
-    return split_held_out(built, range(len(built)), fraction)
+    return split_validation(built, range(len(built)), area=area, fraction=fraction)
 
 
 def build_datasets(data: DataSection) -> tuple[SampleDataset, SampleDataset | None]:
@@ -187,8 +179,8 @@ def build_datasets(data: DataSection) -> tuple[SampleDataset, SampleDataset | No
             "the recipe names no training data: set data.synthetic, data.layers, "
             "data.refsegrs or data.rrsisd (or pass --synthetic DIR)"
         )
-    train_set = evenly(ConcatDataset(train), data.max_train_samples)
-    val_set = evenly(ConcatDataset(val), data.max_val_samples) if val else None
+    train_set = _evenly(ConcatDataset(train), data.max_train_samples)
+    val_set = _evenly(ConcatDataset(val), data.max_val_samples) if val else None
     if len(train_set) == 0:
         raise DatasetError("the training data holds no samples")
     log.info(

@@ -104,3 +104,15 @@ def thin(subset: LayerSubset, limit: int | None) -> LayerSubset:
     if limit is None or n <= limit:
         return subset
     return LayerSubset(subset.dataset, [subset.indices[int(k * n / limit)] for k in range(limit)])
+
+
+def split_validation(
+    built: LayerDataset, indices: Iterable[int], *, area: AOI | None = None, fraction: float = 0.0
+) -> tuple[LayerSubset, LayerSubset | None]:
+    """(train, validation) by area, else by a share of features; (all, None) without either."""
+    if area is not None:
+        split = split_by_area(built, indices, area)
+        return split.train, split.val
+    if fraction <= 0.0:
+        return LayerSubset(built, list(indices)), None
+    return split_held_out(built, indices, fraction)

@@ -47,6 +47,16 @@ def east_quarter(raster: Path, crs: str) -> AOI:
     return aoi_from_bounds(x0 - 1e-9, y0 - 1e-9, x1 + 1e-9, y1 + 1e-9, crs=crs)
 
 
+def layer_spec(kampala: tuple[Path, Path]) -> dict:
+    raster, labels = kampala
+    return {"rasters": [str(raster)], "labels": str(labels), "class_field": "class"}
+
+
+def east_quarter_json(kampala: tuple[Path, Path], crs: str) -> dict:
+    """east_quarter in the JSON shape requests and recipes use."""
+    return {"bounds": list(east_quarter(kampala[0], crs).geometry.bounds), "crs": crs}
+
+
 def _pixel_box(ds, subset, k: int):
     r = ds.records[subset.indices[k]]
     return box(r.col, r.row, r.col + r.size, r.row + r.size)
@@ -93,13 +103,9 @@ def test_an_area_without_a_whole_chip_is_refused(built: LayerDataset, kampala) -
 
 @pytest.mark.real_data
 def test_the_train_request_takes_an_area_or_a_fraction(kampala) -> None:
-    raster, labels = kampala
-    area = east_quarter(raster, "EPSG:4326")
     request = {
-        "rasters": [str(raster)],
-        "labels": str(labels),
-        "class_field": "class",
-        "validation": {"area": {"bounds": list(area.geometry.bounds), "crs": "EPSG:4326"}},
+        **layer_spec(kampala),
+        "validation": {"area": east_quarter_json(kampala, "EPSG:4326")},
     }
     train, val = datasets_from_layers(request)
     assert all(val.dataset.records[k].col >= SPLIT_COL for k in val.indices)
@@ -123,14 +129,7 @@ def test_thin_keeps_an_even_spread(built: LayerDataset) -> None:
 def test_a_recipe_layer_table_takes_a_validation_area(kampala) -> None:
     from saymap.training.data_sources import layer_datasets
 
-    raster, labels = kampala
-    area = east_quarter(raster, "EPSG:3857")
-    spec = {
-        "rasters": [str(raster)],
-        "labels": str(labels),
-        "class_field": "class",
-        "validation_area": {"bounds": list(area.geometry.bounds), "crs": "EPSG:3857"},
-    }
+    spec = {**layer_spec(kampala), "validation_area": east_quarter_json(kampala, "EPSG:3857")}
     train, val = layer_datasets(spec, chip_size=256)
     assert val is not None and len(val) and len(train)
     assert all(val.dataset.records[k].col >= SPLIT_COL for k in val.indices)
