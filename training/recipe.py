@@ -119,6 +119,32 @@ _SECTIONS = {
 }
 
 
+# Keys that say where and how often, not what is trained: a resumed run may change them.
+RESUMABLE_CHANGES = frozenset(
+    {"name", "run.device", "run.checkpoint_every", "run.eval_every", "run.num_workers"}
+)
+
+
+def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict) and key != "overrides":
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def recipe_changes(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """`key: saved → current` for every setting a resumed run would train differently with."""
+    before, after = _flatten(saved), _flatten(current)
+    changed = []
+    for key in sorted(set(before) | set(after)):
+        if key not in RESUMABLE_CHANGES and before.get(key) != after.get(key):
+            changed.append(f"{key}: {before.get(key)!r} → {after.get(key)!r}")
+    return changed
+
+
 def recipe_from_dict(values: dict[str, Any], name: str = "custom") -> Recipe:
     unknown = sorted(set(values) - set(_SECTIONS) - {"name"})
     if unknown:

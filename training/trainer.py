@@ -34,7 +34,7 @@ from saymap.training.batching import TextCache, autocast, banked_text, to_tensor
 from saymap.training.distributed import average_gradients, barrier, init_distributed, wrap_model
 from saymap.training.dmols import DualModalObjectLearning
 from saymap.training.losses import segmentation_loss
-from saymap.training.recipe import Recipe
+from saymap.training.recipe import Recipe, RecipeError, recipe_changes
 from saymap.training.samples import SampleDataset
 from saymap.training.train_state import load_state, save_state
 from saymap.training.wrel import Pools, draw_batch, ema_momentum, ema_update, split_pools
@@ -312,6 +312,9 @@ class Trainer:
             "stage_index": stage_index,
             "step": step,
             "model_steps_done": self.model_steps_done,
+            # What resuming checks it continues: the same settings, the same samples.
+            "recipe": json.loads(json.dumps(self.recipe.to_dict())),
+            "train_samples": len(self.train_set),
         }
         save_state(
             self.out_dir, modules, {"model": self.optimizer, "bank": self.bank_optimizer}, progress
@@ -322,6 +325,7 @@ class Trainer:
         state = load_state(self.out_dir)
         if state is None:
             return 0, 0
+        self._check_resumable(state["progress"])
         self.model.load_state_dict(state["modules"]["model"], strict=False)
         with torch.no_grad():
             self.sample_bank.entries.copy_(state["modules"]["banks"]["sample"])
@@ -338,6 +342,24 @@ class Trainer:
         self.model_steps_done = progress["model_steps_done"]
         log.info("resuming at stage %d step %d", progress["stage_index"], progress["step"])
         return progress["stage_index"], progress["step"]
+
+    def _check_resumable(self, progress: dict[str, Any]) -> None:
+        """Refuse to continue a run with other settings or other data: the result would be
+        neither run. States saved before this check carry no recipe and are trusted."""
+        problems = []
+        if "recipe" in progress:
+            current = json.loads(json.dumps(self.recipe.to_dict()))
+            problems += recipe_changes(progress["recipe"], current)
+        saved_samples = progress.get("train_samples")
+        if saved_samples is not None and saved_samples != len(self.train_set):
+            problems.append(f"training samples: {saved_samples} → {len(self.train_set)}")
+        if problems:
+            raise RecipeError(
+                f"{self.out_dir} holds a run started with other settings ("
+                + "; ".join(problems)
+                + "); resume it with its own recipe and data, or start afresh (--fresh, "
+                "or another output folder)"
+            )
 
     # -- the run -----------------------------------------------------------------------
     @property

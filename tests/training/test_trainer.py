@@ -137,6 +137,20 @@ def test_resume_after_kill_9_matches_an_uninterrupted_run(tmp_path: Path) -> Non
     assert resumed == pytest.approx(straight, abs=1e-6)
 
 
+def test_resume_refuses_other_settings_or_data_and_names_them(tmp_path: Path) -> None:
+    recipe = small_recipe("naive-wrel")
+    recipe["optim"]["steps"] = 3
+    train(recipe_from_dict(recipe), tmp_path, painted_samples(3))
+    changed = {**recipe, "optim": {**recipe["optim"], "lr": 1e-3}}
+    with pytest.raises(RecipeError, match=r"optim\.lr: 0\.0003 → 0\.001.*--fresh"):
+        train(recipe_from_dict(changed), tmp_path, painted_samples(3))
+    with pytest.raises(RecipeError, match="training samples: 12 → 16"):
+        train(recipe_from_dict(recipe), tmp_path, painted_samples(4))
+    # Where and how often are not what is trained: those may change on resume.
+    moved = {**recipe, "run": {**recipe["run"], "checkpoint_every": 1, "device": "auto"}}
+    train(recipe_from_dict(moved), tmp_path, painted_samples(3))
+
+
 def test_dmols_objective_trains_its_heads(tmp_path: Path) -> None:
     from saymap.training.dmols import DualModalObjectLearning
 
