@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 from pathlib import Path
@@ -14,7 +13,6 @@ from saymap.engine.errors import CheckpointError, PromptError
 from saymap.engine.model.configuration import DEFAULT_TEXT_ENCODER, SaymapConfig
 from saymap.engine.model.outputs import TextFeatures
 
-log = logging.getLogger(__name__)
 # transformers resolves its classes lazily; two threads importing at once (the server's
 # model preload and a train job) can see a half-initialised module. One loader at a time.
 TRANSFORMERS_IMPORT_LOCK = threading.Lock()
@@ -77,12 +75,8 @@ class TextEncoder(nn.Module):
         cleaned = [p.strip() for p in prompts]
         if not cleaned or any(not p for p in cleaned):
             raise PromptError("the prompt is empty: type what you want mapped, e.g. 'buildings'")
-        for prompt in cleaned:
-            n = self.count_tokens(prompt)
-            if n > self.max_tokens:
-                log.warning(
-                    "prompt %r is %d tokens; only the first %d are used", prompt, n, self.max_tokens
-                )
+        # Long prompts are cut to max_tokens here without a word: the segment pipeline has
+        # already warned once (prompt.token_warnings), and training sentences are many.
         return self.tokenizer(
             cleaned,
             padding="max_length",

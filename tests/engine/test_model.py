@@ -11,6 +11,7 @@ from safetensors.torch import load_file, save_file
 from saymap.engine.errors import CheckpointError, PromptError
 from saymap.engine.model import SaymapConfig, SaymapModel, load_model, save_model
 from saymap.engine.model.modeling import InputShapeError
+from saymap.engine.prompt import token_warnings
 
 ABLATIONS = [
     "use_pixel_word_attention",
@@ -82,7 +83,10 @@ def test_long_prompt_is_truncated_with_a_warning(
     prompt = " ".join(["the large red building next to the river"] * 5)
     text = tiny.encode_text([prompt])
     assert text.mask.sum() == 20
-    assert "only the first 20 are used" in caplog.text
+    assert not caplog.records, "the encoder cuts silently; the pipeline warns once"
+    warnings = token_warnings(tiny, [prompt, "tree"])
+    assert len(warnings) == 1 and "the model reads the first 20" in warnings[0]
+    assert [r.getMessage() for r in caplog.records] == warnings
 
 
 @pytest.mark.parametrize("switch", ABLATIONS)
