@@ -18,6 +18,20 @@ from .errors import SayMapPluginError
 _RUNNING: set[CallTask] = set()
 
 
+def task_error(
+    exc: Exception, expected: tuple[type[Exception], ...] = (SayMapPluginError, OSError)
+) -> str:
+    """The message a task's run() reports for `exc`: an expected error's own text, or, for
+    anything else (a bug), a pointer to the SayMap log where its traceback now is.
+
+    Called from the `except Exception` at a worker thread's boundary: nothing is lost there.
+    """
+    if isinstance(exc, expected):
+        return str(exc)
+    QgsMessageLog.logMessage(traceback.format_exc(), "SayMap", Qgis.Critical)
+    return f"SayMap hit a bug ({type(exc).__name__}: {exc}); see the SayMap log."
+
+
 class CallTask(QgsTask):
     """Calls `work()` in a worker thread, then `on_done(result)` or `on_error(message)`."""
 
@@ -38,12 +52,8 @@ class CallTask(QgsTask):
     def run(self) -> bool:
         try:
             self._result = self._work()
-        except (SayMapPluginError, OSError, ValueError) as exc:
-            self._error = str(exc)
-            return False
-        except Exception as exc:  # a worker thread's boundary: report it, never lose it
-            QgsMessageLog.logMessage(traceback.format_exc(), "SayMap", Qgis.Critical)
-            self._error = f"SayMap hit a bug ({type(exc).__name__}: {exc}); see the SayMap log."
+        except Exception as exc:  # a worker thread's boundary
+            self._error = task_error(exc, (SayMapPluginError, OSError, ValueError))
             return False
         return True
 

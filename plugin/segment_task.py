@@ -4,15 +4,15 @@ the GUI never waits. run() works in a worker thread; finished() hands back on th
 
 from __future__ import annotations
 
-import traceback
 from collections.abc import Callable
 from dataclasses import replace
 
-from qgis.core import Qgis, QgsMessageLog, QgsRasterBlockFeedback, QgsTask
+from qgis.core import QgsRasterBlockFeedback, QgsTask
 from qgis.PyQt.QtCore import pyqtSignal
 
+from .call_task import task_error
 from .engine_client import Endpoint, EngineClient, JobInfo, SegmentRequest
-from .errors import JobCancelled, SayMapPluginError
+from .errors import JobCancelled
 from .jobs import run_segment
 from .raster_export import ExportPlan, write_export
 
@@ -57,12 +57,8 @@ class SegmentTask(QgsTask):
         except JobCancelled:
             self.was_cancelled = True
             return False
-        except (SayMapPluginError, OSError) as exc:
-            self.error = str(exc)
-            return False
-        except Exception as exc:  # a worker thread's boundary: report it, never lose it
-            QgsMessageLog.logMessage(traceback.format_exc(), "SayMap", Qgis.Critical)
-            self.error = f"SayMap hit a bug ({type(exc).__name__}: {exc}); see the SayMap log."
+        except Exception as exc:  # a worker thread's boundary
+            self.error = task_error(exc)
             return False
         return True
 

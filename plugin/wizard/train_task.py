@@ -8,13 +8,12 @@ deletes the job on the engine.
 from __future__ import annotations
 
 import time
-import traceback
 
-from qgis.core import Qgis, QgsMessageLog, QgsTask
+from qgis.core import QgsTask
 from qgis.PyQt.QtCore import pyqtSignal
 
+from ..call_task import task_error  # noqa: TID252 (the plugin folder name varies)
 from ..engine_client import Endpoint, EngineClient, JobInfo  # noqa: TID252 (the plugin folder name varies)
-from ..errors import SayMapPluginError  # noqa: TID252 (the plugin folder name varies)
 from ..jobs import POLL_S, cancel_job  # noqa: TID252 (the plugin folder name varies)
 
 TRAIN_KIND = "train"
@@ -55,12 +54,8 @@ class TrainFollowTask(QgsTask):
                 self.job = client.job(self.job.id)
                 self.setProgress(max(0.0, min(100.0, self.job.progress * 100.0)))
                 self.updated.emit(self.job)
-        except (SayMapPluginError, OSError) as exc:
-            self.error = str(exc)
-            return False
-        except Exception as exc:  # a worker thread's boundary: report it, never lose it
-            QgsMessageLog.logMessage(traceback.format_exc(), "SayMap", Qgis.Critical)
-            self.error = f"SayMap hit a bug ({type(exc).__name__}: {exc}); see the SayMap log."
+        except Exception as exc:  # a worker thread's boundary
+            self.error = task_error(exc)
             return False
         return True
 

@@ -160,3 +160,33 @@ def test_validation_strip_is_the_last_share_of_the_longer_side() -> None:
     assert validation_spec("fraction", 0.2, None, "") == {"fraction": 0.2}
     with pytest.raises(ValueError, match="no extent"):
         validation_spec("canvas", 0.2, None, "EPSG:4326")
+
+
+def test_a_task_reports_expected_errors_as_said_and_a_bug_with_its_traceback_logged() -> None:
+    from qgis.core import QgsApplication
+
+    from saymap.call_task import CallTask
+    from saymap.errors import EngineUnavailable
+
+    logged: list[str] = []
+    log = QgsApplication.messageLog()
+    log.messageReceived.connect(lambda message, tag, level: logged.append(message))
+
+    def fails_with(exc: Exception) -> tuple[bool, str]:
+        def work() -> None:
+            raise exc
+
+        errors: list[str] = []
+        task = CallTask("test", work, lambda _result: None, errors.append)
+        ran = task.run()
+        task.finished(ran)
+        return ran, errors[0]
+
+    assert fails_with(EngineUnavailable("no engine answers on port 1")) == (
+        False,
+        "no engine answers on port 1",
+    )
+    assert not logged
+    ran, message = fails_with(KeyError("band"))
+    assert not ran and message.startswith("SayMap hit a bug (KeyError: 'band')")
+    assert len(logged) == 1 and "Traceback" in logged[0] and "raise exc" in logged[0]
