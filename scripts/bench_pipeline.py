@@ -2,11 +2,11 @@
 """Throughput of the whole pipeline beside the model alone (`make bench`).
 
 For each model (tiny, base) and batch size (1, 8, 32): `segment_raster` on a generated
-raster of k x k tiles, and the model-only ceiling on the same number of tiles at the same
-batch and precision (forward passes on tensors already on the device). Also: where the
-pipeline's wall time goes, a second prompt on the same area, the CLI's cold start,
-channels-last and torch.compile both ways, and the same pipeline row at a baseline commit
-(default: the previous one), each in its own process, so one run gives a ratio.
+raster of k x k tiles, and the model-only ceiling on the same tiles at the same batch and
+precision (forward passes on the raster's tiles, read beforehand and already on the device).
+Also: where the pipeline's wall time goes, a second prompt on the same area, the CLI's cold
+start, channels-last and torch.compile both ways, and the same pipeline row at a baseline
+commit (default: the previous one), each in its own process, so one run gives a ratio.
 
 `tiny` is the shipped default model (engine/models/default): trained weights give the
 vectorisation the masks a user would see. `base` is Swin-B at 480 px with random weights
@@ -78,8 +78,29 @@ def _batches(tiles: int, batch: int) -> list[int]:
     return [batch] * (tiles // batch) + ([tiles % batch] if tiles % batch else [])
 
 
+def raster_batches(raster: Path, tile: int, overlap: int, batch: int) -> list:
+    """The pipeline's own tiles of `raster` (its grid, its reader), as float batches in
+    [0, 1]: the model-only ceiling runs on exactly what the pipeline runs on."""
+    import numpy as np
+    import torch
+    from rasterio.windows import Window
+
+    from saymap.engine.raster import WindowReader, open_raster
+    from saymap.engine.tiling import TileGrid
+
+    spec = open_raster(raster)
+    grid = TileGrid.over(Window(0, 0, spec.width, spec.height), tile, overlap)
+    with WindowReader(spec) as reader:
+        pixels = [reader.read(t.window)[0] for t in grid]
+    return [
+        torch.from_numpy(np.stack(pixels[i : i + batch])).float().div_(255.0)
+        for i in range(0, len(pixels), batch)
+    ]
+
+
 def child_model_only(args: argparse.Namespace) -> dict:
-    """Forward passes only, on device tensors, same batches as the pipeline's."""
+    """Forward passes only, on device tensors, same batches as the pipeline's: the raster's
+    tiles when `--raster` is given, random ones otherwise (the variant rows)."""
     import torch
 
     from saymap.engine.device import autocast_for
@@ -91,35 +112,42 @@ def child_model_only(args: argparse.Namespace) -> dict:
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     forward = torch.compile(model) if args.compile else model
-    tile = TILES[args.model][0]
+    tile, overlap = TILES[args.model]
     text = model.encode_text([PROMPTS[0]]).to(device)
-    sizes = _batches(args.tiles, args.batch)
-    inputs = {n: torch.rand(n, 3, tile, tile, device=device) for n in set(sizes)}
+    if args.raster is not None:
+        batches = [x.to(device) for x in raster_batches(args.raster, tile, overlap, args.batch)]
+    else:
+        shapes = {
+            n: torch.rand(n, 3, tile, tile, device=device)
+            for n in set(_batches(args.tiles, args.batch))
+        }
+        batches = [shapes[n] for n in _batches(args.tiles, args.batch)]
     if channels_last:
-        inputs = {n: x.contiguous(memory_format=torch.channels_last) for n, x in inputs.items()}
+        batches = [x.contiguous(memory_format=torch.channels_last) for x in batches]
+    first_of_shape = list({len(x): x for x in reversed(batches)}.values())
 
-    def run(n: int) -> None:
-        forward(inputs[n], text.expand(n))
+    def run(x: torch.Tensor) -> None:
+        forward(x, text.expand(len(x)))
 
     with torch.inference_mode(), autocast_for(device):
         compile_started = time.perf_counter()
-        for n in set(sizes):  # warm-up (and compilation) for every shape used
-            run(n)
+        for x in first_of_shape:  # warm-up (and compilation) for every shape used
+            run(x)
         warm = time.perf_counter() - compile_started
         _sync(device)
         started = time.perf_counter()
-        for n in sizes:
-            run(n)
+        for x in batches:
+            run(x)
         _sync(device)
         seconds = time.perf_counter() - started
         prefix = None
         if args.prefix:  # the prompt-independent share: embed_pixels alone
             started = time.perf_counter()
-            for n in sizes:
-                model.embed_pixels(inputs[n])
+            for x in batches:
+                model.embed_pixels(x)
             _sync(device)
             prefix = time.perf_counter() - started
-    return {"tiles": args.tiles, "seconds": seconds, "warmup_seconds": warm,
+    return {"tiles": sum(len(x) for x in batches), "seconds": seconds, "warmup_seconds": warm,
             "prefix_seconds": prefix, **_environment(device)}  # fmt: skip
 
 
@@ -203,7 +231,7 @@ def pipeline_row(model: str, batch: int, args: argparse.Namespace) -> dict:
         pipes.append(
             spawn("_pipeline", args, [*common, "--raster", str(raster), "--prompts", PROMPTS[0]])
         )
-        onlies.append(spawn("_model", args, [*common, "--tiles", str(pipes[-1]["tiles"])]))
+        onlies.append(spawn("_model", args, [*common, "--raster", str(raster)]))
     pipe = min(pipes, key=lambda r: r["seconds"])
     only = min(onlies, key=lambda r: r["seconds"])
     width, height = pipe["window"][2:]
@@ -248,8 +276,7 @@ def second_prompt(args: argparse.Namespace) -> dict:
         twos.append(spawn("_pipeline", args, [*common, "--prompts", *PROMPTS]))
     one = min(ones, key=lambda r: r["seconds"])
     two = min(twos, key=lambda r: r["seconds"])
-    only = spawn("_model", args, ["--model", "tiny", "--batch", "8", "--tiles",
-                                  str(one["tiles"]), "--prefix"])  # fmt: skip
+    only = spawn("_model", args, [*common, "--prefix"])
     added = two["seconds"] - one["seconds"]
     share = only["prefix_seconds"] / only["seconds"]
     # What a second prompt cannot avoid: the prompt-dependent rest of the forward pass,
@@ -369,10 +396,11 @@ def report(results: dict, args: argparse.Namespace) -> str:
         "",
         "The whole pipeline (`segment_raster`: window reads on the reader thread, batched "
         "tiles, blending, the streamed probability GeoTIFF, vectorisation, the GeoPackage) "
-        "beside the model alone on the same number of tiles, batch and precision. Shares are "
-        "of the pipeline's wall time; reading runs on its own thread, so its share overlaps "
-        "the others, and 'wait for reader' is the time the model sat idle for it. Each tiny "
-        "row is the fastest of `--repeats` runs of each (base: one run), interleaved.",
+        "beside the model alone on the same tiles (read beforehand), batch and precision. "
+        "Shares are of the pipeline's wall time; reading runs on its own thread, so its share"
+        " overlaps the others, and 'wait for reader' is the time the model sat idle for it. "
+        "Each tiny row is the fastest of `--repeats` runs of each (base: one run), "
+        "interleaved.",
         "",
         f"Machine: {machine()}; device {first.get('device', '?')}; torch "
         f"{first.get('torch', '?')} ({first.get('threads', '?')} threads); Python "
