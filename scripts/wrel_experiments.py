@@ -24,7 +24,7 @@ import torch
 from safetensors import safe_open
 
 from saymap.engine.model import load_model
-from saymap.engine.model.reference_bank import ReferenceBank
+from saymap.engine.model.reference_bank import attach_class_bank
 from saymap.training.evaluate import NATIVE, evaluate
 from saymap.training.recipe import load_recipe
 from saymap.training.synthetic.store import load_synthetic
@@ -59,15 +59,12 @@ def run_one(name: str, synthetic: Path, steps: int, overrides: dict, seed: int) 
 
 def score(run: Path, synthetic: Path, limit: int, class_bank: bool) -> dict[str, float]:
     model = load_model(run / "model")
-    model.class_bank, model.config.bank_classes = None, []
+    classes, entries = [], None
     if class_bank:
         with safe_open(str(run / CLASS_BANK_FILE), "pt") as f:
             classes = json.loads(f.metadata()["classes"])
             entries = f.get_tensor("entries")
-        model.config.bank_classes = classes
-        model.class_bank = ReferenceBank(len(classes), entries.shape[1], entries.shape[2])
-        with torch.no_grad():
-            model.class_bank.entries.copy_(entries)
+    attach_class_bank(model, classes, entries)
     out = {}
     for kind in ("full", "weak"):
         data = load_synthetic(synthetic, "test", kinds=(kind,))

@@ -29,7 +29,7 @@ from safetensors.torch import save_file
 from saymap.engine.errors import Cancelled, DatasetError
 from saymap.engine.model import SaymapConfig, SaymapModel, load_model, save_model
 from saymap.engine.model.outputs import SegmentationOutput, TextFeatures
-from saymap.engine.model.reference_bank import ReferenceBank
+from saymap.engine.model.reference_bank import ReferenceBank, attach_class_bank
 from saymap.training.batching import TextCache, autocast, banked_text, to_tensors, validate
 from saymap.training.distributed import average_gradients, barrier, init_distributed, wrap_model
 from saymap.training.dmols import DualModalObjectLearning
@@ -142,8 +142,7 @@ class Trainer:
             model = load_model(spec.init, device="cpu")
             if spec.overrides:
                 raise DatasetError("model.overrides cannot change a model loaded with model.init")
-            model.config.bank_classes = []
-            model.class_bank = None
+            attach_class_bank(model, [], None)
             return model.train()
         return SaymapModel(SaymapConfig.named(spec.config, **spec.overrides)).train()
 
@@ -459,13 +458,7 @@ class Trainer:
         self, model: SaymapModel, metrics: dict[str, float]
     ) -> tuple[dict[str, float], str]:
         """Keep the class-level bank only if class-name prompts measure better with it."""
-        config = model.config
-        config.bank_classes = list(self.pools.classes)
-        model.class_bank = ReferenceBank(
-            len(self.pools.classes), config.max_tokens, config.text_hidden_size
-        ).to(self.device)
-        with torch.no_grad():
-            model.class_bank.entries.copy_(self.class_bank.entries)
+        attach_class_bank(model, self.pools.classes, self.class_bank.entries.detach())
         with_bank = validate(model, self.val_set, self.recipe.data.chip_size)
         key = "weak/mIoU"
         before, after = metrics.get(key, 0.0), with_bank.get(key, 0.0)
@@ -474,8 +467,7 @@ class Trainer:
                 with_bank,
                 f"class-level bank kept: weak mIoU {before:.4f} -> {after:.4f}",
             )
-        config.bank_classes = []
-        model.class_bank = None
+        attach_class_bank(model, [], None)
         return (
             metrics,
             f"class-level bank dropped: weak mIoU {before:.4f}, {after:.4f} with it",

@@ -9,6 +9,8 @@ sentence would. Training fits one entry per weak sample (as published) or one pe
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -33,3 +35,16 @@ class ReferenceBank(nn.Module):
 
 def normalise_class_name(text: str) -> str:
     return " ".join(text.lower().split())
+
+
+def attach_class_bank(model: Any, classes: list[str], entries: torch.Tensor | None) -> None:
+    """Give `model` (a SaymapModel) a class-level bank, `entries` (C, L, D) in `classes`
+    order; no classes or no entries takes it away, so class names go in as typed."""
+    if not classes or entries is None:
+        model.config.bank_classes, model.class_bank = [], None
+        return
+    model.config.bank_classes = list(classes)
+    model.class_bank = ReferenceBank(len(classes), entries.shape[1], entries.shape[2])
+    with torch.no_grad():
+        model.class_bank.entries.copy_(entries)
+    model.class_bank.to(entries.device)

@@ -11,6 +11,7 @@ from safetensors.torch import load_file, save_file
 from saymap.engine.errors import CheckpointError, PromptError
 from saymap.engine.model import SaymapConfig, SaymapModel, load_model, save_model
 from saymap.engine.model.modeling import InputShapeError
+from saymap.engine.model.reference_bank import attach_class_bank
 from saymap.engine.prompt import token_warnings
 
 ABLATIONS = [
@@ -166,3 +167,19 @@ def test_base_configuration_is_the_papers_scale(tiny: SaymapModel) -> None:
     with torch.no_grad():
         out = model(torch.rand(1, 3, 480, 480), tiny.encode_text(["airplane"]))
     assert out.logits.shape == (1, 1, 480, 480)
+
+
+def test_a_class_bank_enriches_bare_class_names_only_and_travels_with_the_checkpoint(
+    tiny: SaymapModel, tmp_path
+) -> None:
+    model = SaymapModel(SaymapConfig.named("tiny"), text_encoder=tiny.text_encoder)
+    plain = model.encode_text(["Storage  Tank", "the tank by the river"]).embeddings
+    attach_class_bank(model, ["storage tank"], torch.randn(1, 20, 384))
+    banked = model.encode_text(["Storage  Tank", "the tank by the river"]).embeddings
+    assert not torch.allclose(banked[0], plain[0])  # normalised name found in the bank
+    assert torch.equal(banked[1], plain[1])  # a sentence goes in as typed
+    loaded = load_model(save_model(model, tmp_path / "m", {}))
+    assert loaded.config.bank_classes == ["storage tank"]
+    assert torch.allclose(loaded.encode_text(["storage tank"]).embeddings, banked[:1], atol=1e-6)
+    attach_class_bank(model, [], None)
+    assert torch.equal(model.encode_text(["Storage  Tank"]).embeddings, plain[:1])
