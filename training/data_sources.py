@@ -38,10 +38,11 @@ class ConcatDataset:
 
 def _evenly(dataset: SampleDataset, limit: int | None) -> SampleDataset:
     """At most `limit` samples spread evenly over the set (deterministic)."""
+    from saymap.training.splits import evenly_spaced
+
     if limit is None or len(dataset) <= limit:
         return dataset
-    step = len(dataset) / limit
-    return Subset(dataset, [int(i * step) for i in range(limit)])
+    return Subset(dataset, evenly_spaced(len(dataset), limit))
 
 
 LAYER_KEYS = {

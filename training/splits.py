@@ -98,12 +98,20 @@ def split_by_area(built: LayerDataset, indices: Iterable[int], area: AOI) -> Are
     return AreaSplit(LayerSubset(built, train), LayerSubset(built, val), straddling)
 
 
+def evenly_spaced(n: int, limit: int | None) -> list[int]:
+    """`limit` positions spread evenly over range(n) (all of them when n <= limit): a cap on
+    samples that keeps every part of the set, the same on every run."""
+    if limit is None or n <= limit:
+        return list(range(n))
+    return [int(k * n / limit) for k in range(limit)]
+
+
 def thin(subset: LayerSubset, limit: int | None) -> LayerSubset:
     """At most `limit` of the subset's samples, spread evenly over it (deterministic)."""
-    n = len(subset.indices)
-    if limit is None or n <= limit:
+    if limit is None or len(subset.indices) <= limit:
         return subset
-    return LayerSubset(subset.dataset, [subset.indices[int(k * n / limit)] for k in range(limit)])
+    picks = evenly_spaced(len(subset.indices), limit)
+    return LayerSubset(subset.dataset, [subset.indices[k] for k in picks])
 
 
 def split_validation(

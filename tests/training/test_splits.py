@@ -15,7 +15,7 @@ from saymap.engine.aoi import AOI, aoi_from_bounds
 from saymap.engine.errors import AOIError, DatasetError
 from saymap.training.data_sources import datasets_from_layers
 from saymap.training.datasets import LayerDataset, LayerSource, build_layer_dataset
-from saymap.training.splits import split_by_area, split_held_out, thin
+from saymap.training.splits import evenly_spaced, split_by_area, split_held_out, thin
 
 SPLIT_COL = 1536  # validation: the eastern quarter of kampala_west (columns 1536..2048)
 
@@ -114,6 +114,13 @@ def test_the_train_request_takes_an_area_or_a_fraction(kampala) -> None:
         datasets_from_layers({**request, "validation": {"fraction": 0.2, "area": {}}})
     with pytest.raises(AOIError, match="wkt is not a WKT"):
         datasets_from_layers({**request, "validation": {"area": {"wkt": "nope", "crs": "x"}}})
+
+
+def test_evenly_spaced_caps_a_set_without_dropping_its_end() -> None:
+    assert evenly_spaced(10, 4) == [0, 2, 5, 7]
+    assert evenly_spaced(3, 4) == [0, 1, 2] and evenly_spaced(3, None) == [0, 1, 2]
+    picks = evenly_spaced(1000, 7)
+    assert len(set(picks)) == 7 and picks[-1] > 850
 
 
 @pytest.mark.real_data
