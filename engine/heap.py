@@ -1,11 +1,16 @@
-"""Keep a long-running process's memory tracking what is live, not its history.
+"""Keep a long-running process's memory tracking what is live, not its history, without
+making the model pay for it.
 
-glibc keeps freed blocks in its heap, which fragments and rarely shrinks: a long
-segmentation would grow for hours without a leak. `trim_heap` hands the free pages back
-(malloc_trim: the top of the heap and, since glibc 2.8, free pages inside it) and is called
-once per band of tile rows. An earlier fix, a fixed mmap threshold, kept memory flat too,
-but it sent every activation tensor to a fresh mmap and cost the model about 37 % of its
-throughput (BENCHMARKS.md, Throughput); trimming costs nothing measurable.
+Two glibc settings decide both. Left to itself, glibc hands the top of the heap back to
+the system whenever enough of it is free, and sends large blocks to fresh mmaps; a forward
+pass frees and reallocates tens of MB of activations, so each tile faulted its memory in
+again (about 20 k page faults, 80 MB, per 512 px tile of `tiny`; 10 % of the pipeline's
+time at batch 1). `keep_heap` raises both thresholds once per process, so activations are
+reused in place, and `trim_heap` hands the free pages back (malloc_trim: the top of the heap
+and, since glibc 2.8, free pages inside it) once per band of tile rows, so a long
+segmentation stays flat without a leak. An earlier fix, a low fixed mmap threshold, kept
+memory flat too, but sent every activation to a fresh mmap and cost the model 37 %.
+Measurements: BENCHMARKS.md, Throughput and Memory.
 """
 
 from __future__ import annotations
@@ -14,20 +19,41 @@ import ctypes
 import ctypes.util
 import functools
 import sys
-from collections.abc import Callable
+from typing import Any
+
+M_TRIM_THRESHOLD = -1  # glibc's mallopt parameter numbers
+M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD_BYTES = 32 << 20  # glibc's ceiling for it on 64-bit systems
+TRIM_THRESHOLD_BYTES = (
+    256 << 20
+)  # automatic trims only for a large free top; trim_heap does the rest
 
 
 @functools.cache
-def _malloc_trim() -> Callable[[int], int] | None:
+def _libc() -> Any | None:
     if not sys.platform.startswith("linux"):
         return None
     try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-    except (OSError, AttributeError):  # musl and others: nothing to trim
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim, libc.mallopt  # noqa: B018 (musl and others lack them)
+    except (OSError, AttributeError):
         return None
+    return libc
+
+
+@functools.cache
+def keep_heap() -> bool:
+    """Let freed activations stay in the heap for the next tile (once per process); False
+    where there is no glibc or it refused."""
+    libc = _libc()
+    if libc is None:
+        return False
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)) and bool(
+        libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)
+    )
 
 
 def trim_heap() -> bool:
     """Return free heap pages to the system; False where there is no glibc."""
-    trim = _malloc_trim()
-    return bool(trim(0)) if trim is not None else False
+    libc = _libc()
+    return bool(libc.malloc_trim(0)) if libc is not None else False

@@ -33,7 +33,7 @@ from saymap.engine.aoi import AOI, Region, resolve_region
 from saymap.engine.blend import RowBandBlender
 from saymap.engine.device import autocast_for, choose_device
 from saymap.engine.errors import Cancelled, OptionError
-from saymap.engine.heap import trim_heap
+from saymap.engine.heap import keep_heap, trim_heap
 from saymap.engine.model.outputs import SegmentationOutput, TextFeatures
 from saymap.engine.output import GeoPackageWriter, check_output_path
 from saymap.engine.prefetch import TileData, prefetched_tiles
@@ -321,6 +321,7 @@ def segment_raster(
     warnings = token_warnings(model, prompts)
     texts = [model.encode_text([prompt]).to(device) for prompt in prompts]  # once per prompt
 
+    keep_heap()  # activations reused in place, not faulted in again every tile
     run_id = uuid.uuid4().hex
     times = StageTimes()
     common = {
