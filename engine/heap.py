@@ -8,7 +8,8 @@ again (about 20 k page faults, 80 MB, per 512 px tile of `tiny`; 10 % of the pip
 time at batch 1). `keep_heap` raises both thresholds once per process, so activations are
 reused in place, and `trim_heap` hands the free pages back (malloc_trim: the top of the heap
 and, since glibc 2.8, free pages inside it) once per band of tile rows, so a long
-segmentation stays flat without a leak. An earlier fix, a low fixed mmap threshold, kept
+segmentation stays flat without a leak. The trainer keeps the heap too (a CPU step of
+`tiny-cpu` faulted about 70 k pages, 280 MB). An earlier fix, a low fixed mmap threshold, kept
 memory flat too, but sent every activation to a fresh mmap and cost the model 37 %.
 Measurements: BENCHMARKS.md, Throughput and Memory.
 """

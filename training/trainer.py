@@ -27,6 +27,7 @@ import torch
 from safetensors.torch import save_file
 
 from saymap.engine.errors import Cancelled, DatasetError
+from saymap.engine.heap import keep_heap
 from saymap.engine.model import SaymapConfig, SaymapModel, load_model, save_model
 from saymap.engine.model.outputs import SegmentationOutput, TextFeatures
 from saymap.engine.model.reference_bank import ReferenceBank, attach_class_bank
@@ -103,6 +104,7 @@ class Trainer:
         if self.dist.enabled and torch.cuda.is_available() and requested in ("auto", "cuda"):
             requested = f"cuda:{self.dist.local_rank}"
         self.device = pick_device(requested)
+        keep_heap()  # a CPU step otherwise faults its ~280 MB of activations in again
         torch.manual_seed(recipe.run.seed)
         self.model = self._build_model().to(self.device)
         self.forward_model = wrap_model(self.model, self.dist, self.device)
