@@ -495,7 +495,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3, help="runs per tiny row (best counts)")
     parser.add_argument("--baseline", default="HEAD~1", help="commit to compare with ('' = none)")
     parser.add_argument("--skip", nargs="*", default=[],
-                        choices=["second", "cold", "compile", "baseline"])  # fmt: skip
+                        choices=["rows", "second", "cold", "compile", "baseline"])  # fmt: skip
     parser.add_argument("--device", default="auto")
     parser.add_argument("--no-write", dest="write", action="store_false")
     # child options
@@ -512,7 +512,7 @@ def main() -> int:
         return run_child(args)
     CACHE.mkdir(parents=True, exist_ok=True)
     results: dict = {"rows": []}
-    for model in args.models:
+    for model in args.models if "rows" not in args.skip else []:
         for batch in args.batches:
             row = {**pipeline_row(model, batch, args), **stamp()}
             print(json.dumps(row), flush=True)
