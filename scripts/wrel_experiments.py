@@ -58,6 +58,17 @@ def run_one(name: str, synthetic: Path, steps: int, overrides: dict, seed: int) 
 
 
 def score(run: Path, synthetic: Path, limit: int, class_bank: bool) -> dict[str, float]:
+    """Test-split scores of a run, kept in the run folder (a rerun of the sweep scores only
+    the new runs)."""
+    cached = run / f"scores-{limit}-{'class-bank' if class_bank else 'plain'}.json"
+    if cached.is_file():
+        return json.loads(cached.read_text())
+    scores = _score(run, synthetic, limit, class_bank)
+    cached.write_text(json.dumps(scores))
+    return scores
+
+
+def _score(run: Path, synthetic: Path, limit: int, class_bank: bool) -> dict[str, float]:
     model = load_model(run / "model")
     classes, entries = [], None
     if class_bank:
@@ -186,10 +197,10 @@ def main() -> None:
             overrides = {"wrel.method": "accurate-only", "data.full_ratio": 1.0, **overrides}
             key = name.split("(")[-1].rstrip(")").lower().replace(" ", "-")
             name_steps = f"ablation-{key}-{args.steps}"
-            runs = [
-                run_one(name_steps, args.synthetic, args.steps, overrides, s)
-                for s in args.seeds[:1]
-            ]
+            # The headline rows (the full model, and D-MOLS, the one switch a recipe decides
+            # on) get every seed, the others the first.
+            seeds = args.seeds if name in ("all components", "with D-MOLS") else args.seeds[:1]
+            runs = [run_one(name_steps, args.synthetic, args.steps, overrides, s) for s in seeds]
             rows.append((name, [score(r, args.synthetic, args.limit, False) for r in runs]))
             print(rows[-1], flush=True)
         write_section(
