@@ -25,9 +25,8 @@ from typing import Any
 M_TRIM_THRESHOLD = -1  # glibc's mallopt parameter numbers
 M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD_BYTES = 32 << 20  # glibc's ceiling for it on 64-bit systems
-TRIM_THRESHOLD_BYTES = (
-    256 << 20
-)  # automatic trims only for a large free top; trim_heap does the rest
+# glibc trims by itself only past this much free top; trim_heap does the rest.
+TRIM_THRESHOLD_BYTES = 256 << 20
 
 
 @functools.cache
