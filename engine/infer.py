@@ -31,6 +31,7 @@ from rasterio.windows import transform as window_transform
 
 from saymap.engine.aoi import AOI, Region, resolve_region
 from saymap.engine.blend import RowBandBlender
+from saymap.engine.class_names import interpret_prompts
 from saymap.engine.device import autocast_for, choose_device
 from saymap.engine.errors import Cancelled, OptionError
 from saymap.engine.heap import keep_heap, trim_heap
@@ -39,6 +40,7 @@ from saymap.engine.output import GeoPackageWriter, check_output_path
 from saymap.engine.prefetch import TileData, prefetched_tiles
 from saymap.engine.prompt import check_prompts, token_warnings
 from saymap.engine.raster import RasterSpec, open_raster
+from saymap.engine.resolution import parse_gsd, working_spec
 from saymap.engine.tiling import TileGrid
 from saymap.engine.timing import StageTimes
 from saymap.engine.vectorize import VectorizeOptions, vectorize_to_geopackage
@@ -84,6 +86,8 @@ class SegmentOptions:
     max_hole_px: float = 64.0
     simplify_px: float = 1.0
     probabilities_path: str | None = None  # keep the probability GeoTIFF here (else temporary)
+    gsd: str | float | None = None  # "auto" (the model card's gsd_m), "native", or metres
+    literal: bool = False  # run prompts exactly as typed (no "building" → "all buildings")
 
     def check(self) -> None:
         if not 0.0 <= self.threshold < 1.0:
@@ -94,6 +98,7 @@ class SegmentOptions:
             raise OptionError(f"tile size must be positive, got {self.tile}")
         if self.overlap < 0:
             raise OptionError(f"overlap must be 0 or more, got {self.overlap}")
+        parse_gsd(self.gsd)
 
     def vectorize_options(self) -> VectorizeOptions:
         return VectorizeOptions(
@@ -123,6 +128,10 @@ class SegmentResult:
     probabilities_path: str | None = None
     warnings: tuple[str, ...] = field(default_factory=tuple)
     stage_seconds: dict[str, float] = field(default_factory=dict)  # see engine/timing.py
+    native_gsd_m: float | None = None  # metres per pixel of the file, at its centre
+    working_gsd_m: float | None = None  # metres per pixel of the grid segmented on
+    resolution_note: str = ""  # what was done about resolution, in one line
+    model_prompts: tuple[str, ...] = ()  # what the model read ("building" → "all buildings")
 
     @property
     def tiles_per_second(self) -> float:
@@ -305,7 +314,9 @@ def segment_raster(
     options = options or SegmentOptions()
     options.check()
     prompts = check_prompts(prompts)
+    card = getattr(model, "card", None)
     spec = open_raster(raster_path, bands=options.bands, assume_crs=options.assume_crs)
+    spec, resolution = working_spec(spec, options.gsd, card)
     region = resolve_region(spec, options.aoi)
     output = check_output_path(output_path, options.overwrite)
     tile_size = options.tile or int(model.config.tile_size)
@@ -318,8 +329,11 @@ def segment_raster(
     if isinstance(model, torch.nn.Module):
         model.to(device).eval()
     log.info("device: %s (%s)", device, reason)
-    warnings = token_warnings(model, prompts)
-    texts = [model.encode_text([prompt]).to(device) for prompt in prompts]  # once per prompt
+    readings = interpret_prompts(prompts, None if options.literal else card)
+    model_prompts = [r.text for r in readings]
+    warnings = [w for w in (resolution.warning, *(r.warning for r in readings)) if w]
+    warnings += token_warnings(model, model_prompts)
+    texts = [model.encode_text([text]).to(device) for text in model_prompts]  # once per prompt
 
     keep_heap()  # activations reused in place, not faulted in again every tile
     run_id = uuid.uuid4().hex
@@ -386,4 +400,8 @@ def segment_raster(
         probabilities_path=str(probabilities_path) if keep else None,
         warnings=tuple(warnings),
         stage_seconds=times.as_dict(),
+        native_gsd_m=resolution.native_m,
+        working_gsd_m=resolution.working_m,
+        resolution_note=resolution.note,
+        model_prompts=tuple(model_prompts),
     )

@@ -23,6 +23,7 @@ from rasterio.crs import CRS
 from rasterio.enums import ColorInterp, Resampling
 from rasterio.errors import CRSError as RasterioCRSError
 from rasterio.errors import RasterioIOError
+from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from saymap.engine.errors import BandError, CRSError, RasterReadError
@@ -55,8 +56,23 @@ class BandScaling:
 
 
 @dataclass(frozen=True)
+class NativeGrid:
+    """The file's own pixel grid, kept when a spec describes a resampled working grid."""
+
+    width: int
+    height: int
+    transform: Affine
+    scale: float  # working pixel size / native pixel size
+
+
+@dataclass(frozen=True)
 class RasterSpec:
-    """Everything the pipeline needs to know about a raster, checked once, before any model."""
+    """Everything the pipeline needs to know about a raster, checked once, before any model.
+
+    `width`, `height` and `transform` describe the grid the pipeline works on: the file's own,
+    or (when `native` is set) a resampled working grid over the same ground, see
+    engine/resolution.py. Readers resample; everything downstream only sees this grid.
+    """
 
     path: str
     width: int
@@ -70,6 +86,7 @@ class RasterSpec:
     alpha_band: int | None
     bands: tuple[int, int, int]  # 1-based source band for R, G, B (a single band repeated)
     scaling: tuple[BandScaling, BandScaling, BandScaling]
+    native: NativeGrid | None = None
 
     @property
     def full_window(self) -> Window:
@@ -254,16 +271,35 @@ class WindowReader:
         self.spec = spec
         self._unique = sorted(set(spec.bands))
         self._order = [self._unique.index(b) for b in spec.bands]
-        self._dataset: rasterio.io.DatasetReader | None = None
+        self._file: rasterio.io.DatasetReader | None = None
+        self._dataset: rasterio.io.DatasetReader | WarpedVRT | None = None
 
     def __enter__(self) -> WindowReader:
-        self._dataset = _open(self.spec.path)
+        self._file = _open(self.spec.path)
+        self._dataset = self._file if self.spec.native is None else self._resampled(self._file)
         return self
 
+    def _resampled(self, dataset: rasterio.io.DatasetReader) -> WarpedVRT:
+        """The file seen on the spec's working grid: averaged when shrinking (every native
+        pixel counts, as a coarser sensor would see it), bilinear when enlarging."""
+        spec = self.spec
+        shrinking = spec.native is not None and spec.native.scale > 1
+        return WarpedVRT(
+            dataset,
+            src_crs=spec.crs,
+            crs=spec.crs,
+            transform=spec.transform,
+            width=spec.width,
+            height=spec.height,
+            resampling=Resampling.average if shrinking else Resampling.bilinear,
+        )
+
     def __exit__(self, *exc: object) -> None:
-        if self._dataset is not None:
+        if self._dataset is not None and self._dataset is not self._file:
             self._dataset.close()
-            self._dataset = None
+        if self._file is not None:
+            self._file.close()
+        self._dataset = self._file = None
 
     def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
         """A window (may overhang the raster) → ((3, h, w) uint8, (h, w) bool valid)."""

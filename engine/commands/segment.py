@@ -47,6 +47,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--keep-probabilities", metavar="TIF", help="also keep the probability GeoTIFF here"
     )
+    parser.add_argument(
+        "--gsd",
+        default="auto",
+        help="working resolution: auto (the model's, from its card), native (the raster's own), "
+        "or metres per pixel, e.g. 0.3 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--literal",
+        action="store_true",
+        help='run the prompt exactly as typed (by default a bare class name such as "building" '
+        'means every instance: "all buildings")',
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
@@ -77,6 +89,8 @@ def check_inputs(args: argparse.Namespace) -> Any:
         overwrite=args.overwrite,
         min_area_px=args.min_area,
         probabilities_path=args.keep_probabilities,
+        gsd=args.gsd,
+        literal=args.literal,
     )
     options.check()
     return options
@@ -109,8 +123,14 @@ def run(args: argparse.Namespace) -> int:
             args.raster, [args.prompt], args.output, model=model, options=options,
             progress=progress,
         )  # fmt: skip
+    for warning in result.warnings:
+        sys.stderr.write(f"warning: {warning}\n")
+    reading = result.model_prompts[0] if result.model_prompts else args.prompt
+    meaning = f" (read as {reading!r})" if reading != args.prompt else ""
     sys.stdout.write(
-        f"wrote {result.n_features} polygon(s) for {args.prompt!r} to {result.output_path}\n"
+        f"wrote {result.n_features} polygon(s) for {args.prompt!r}{meaning} to "
+        f"{result.output_path}\n"
+        f"resolution: {result.resolution_note}\n"
         f"model {result.model_name}; device {result.device} ({result.device_reason}); "
         f"{result.tiles} tiles of {result.tile_size} px in {result.seconds:.1f} s "
         f"({result.tiles_per_second:.2f} tiles/s)\n"

@@ -160,6 +160,14 @@ class SegmentRequest(_Strict):
     assume_crs: CrsText | None = Field(
         default=None, description="CRS to assume when the raster has none"
     )
+    gsd: (
+        Annotated[float, Field(gt=0.0, le=10_000.0)]
+        | Annotated[str, StringConstraints(pattern=r"^(auto|native)$")]
+    ) = Field(
+        default="auto",
+        description="working resolution: auto (the model card's gsd_m), native (the raster's "
+        "own), or metres per pixel",
+    )
 
 
 class SentenceLabel(_Strict):

@@ -43,6 +43,7 @@ def segment_options(request: SegmentRequest) -> SegmentOptions:
         "assume_crs": request.assume_crs,
         "aoi": None if request.aoi is None else build_aoi(request.aoi),
         "overwrite": request.overwrite,
+        "gsd": request.gsd,
     }
     for name in ("tile", "overlap", "batch_size"):
         if getattr(request, name) is not None:
@@ -87,6 +88,10 @@ def run_segment(context: JobContext, *, models: ModelCache) -> dict[str, Any]:
         "device_reason": result.device_reason,
         "seconds": round(float(result.seconds), 3),
         "warnings": list(result.warnings),
+        "native_gsd_m": result.native_gsd_m,
+        "working_gsd_m": result.working_gsd_m,
+        "resolution": result.resolution_note,
+        "model_prompts": list(result.model_prompts),
     }
 
 
