@@ -24,6 +24,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("data", "saymap.training.commands.data"),
     ("train", "saymap.training.commands.train"),
     ("eval", "saymap.training.commands.evaluate"),
+    ("scorecard", "saymap.training.commands.scorecard"),
 ]
 
 log = logging.getLogger("saymap")

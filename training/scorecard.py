@@ -1,0 +1,325 @@
+"""The real-imagery scorecard: what a user gets on real rasters, scored on the hold-outs.
+
+For each labelled source of ../shared/data/real it runs the whole pipeline exactly as
+`saymap segment` does (working resolution, tiles, blend, polygons) on the source's kept-back
+area (training/holdouts.py), with each class name as the prompt, rasterises the polygons
+on the raster's own grid and compares them with the labels there: pixel IoU, precision and
+recall per source, per block (raster) and per class. Pixels are counted, not averaged, so
+a pooled row is the IoU of all its pixels together.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from rasterio.features import rasterize
+from rasterio.windows import Window
+from rasterio.windows import bounds as window_bounds
+from rasterio.windows import transform as window_transform
+
+from saymap.engine.aoi import aoi_from_bounds
+from saymap.engine.infer import SegmentOptions, segment_raster
+from saymap.training.holdouts import RealSource, dubai_images, holdout_window, sources
+
+log = logging.getLogger(__name__)
+
+DUBAI_CLASS_COLOURS = {  # mask RGB per class (mask_colours_DERIVED.json in the source)
+    "building": (60, 16, 152),
+    "land": (132, 41, 246),
+    "road": (110, 193, 228),
+    "vegetation": (254, 221, 58),
+    "water": (226, 169, 41),
+}
+
+
+@dataclass
+class Counts:
+    """Pixel counts of one comparison; adding two pools their pixels."""
+
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+
+    def add(self, pred: np.ndarray, truth: np.ndarray, scored: np.ndarray | None = None) -> None:
+        if scored is not None:
+            pred, truth = pred & scored, truth & scored
+        self.tp += int(np.count_nonzero(pred & truth))
+        self.fp += int(np.count_nonzero(pred & ~truth))
+        self.fn += int(np.count_nonzero(~pred & truth))
+
+    def __iadd__(self, other: Counts) -> Counts:
+        self.tp, self.fp, self.fn = self.tp + other.tp, self.fp + other.fp, self.fn + other.fn
+        return self
+
+    @property
+    def iou(self) -> float:
+        union = self.tp + self.fp + self.fn
+        return self.tp / union if union else 0.0
+
+    @property
+    def precision(self) -> float:
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 0.0
+
+    @property
+    def recall(self) -> float:
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 0.0
+
+
+@dataclass
+class Row:
+    source: str
+    block: str  # a raster's stem, or "all" for the pooled row of the source
+    class_name: str
+    counts: Counts
+    polygons: int = 0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        c = self.counts
+        return {
+            "source": self.source,
+            "block": self.block,
+            "class": self.class_name,
+            "iou": round(c.iou, 4),
+            "precision": round(c.precision, 4),
+            "recall": round(c.recall, 4),
+            **asdict(c),
+            "polygons": self.polygons,
+            "seconds": round(self.seconds, 2),
+        }
+
+
+@dataclass
+class ScorecardSettings:
+    gsd: str | float | None = "auto"
+    literal: bool = False  # prompts as typed (the behaviour before class names meant "all")
+    threshold: float = 0.5
+    batch_size: int = 4
+    device: str = "auto"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def options(self, **overrides: Any) -> SegmentOptions:
+        values = {
+            "gsd": self.gsd,
+            "literal": self.literal,
+            "threshold": self.threshold,
+            "batch_size": self.batch_size,
+            "device": self.device,
+            **overrides,
+        }
+        return SegmentOptions(**values)
+
+
+def _predicted(gpkg: Path, prompt: str, window, transform, crs) -> tuple[np.ndarray, int]:
+    import geopandas as gpd
+
+    frame = gpd.read_file(gpkg)
+    frame = frame[frame["prompt"] == prompt]
+    if frame.crs is not None and crs is not None:
+        frame = frame.to_crs(crs)
+    shape = (int(window.height), int(window.width))
+    geoms = [g for g in frame.geometry if g is not None and not g.is_empty]
+    if not geoms:
+        return np.zeros(shape, bool), 0
+    mask = rasterize(
+        [(g, 1) for g in geoms], out_shape=shape, transform=transform, fill=0, dtype="uint8"
+    )
+    return mask.astype(bool), len(geoms)
+
+
+def _label_mask(source: RealSource, root: Path, class_name: str, window, transform, crs):
+    import geopandas as gpd
+
+    frame = gpd.read_file(root / source.labels)
+    if frame.crs is None:
+        frame = frame.set_crs(crs)
+    frame = frame.to_crs(crs)
+    if source.class_field is not None:
+        frame = frame[frame[source.class_field].astype(str).str.lower() == class_name]
+    shape = (int(window.height), int(window.width))
+    geoms = [g for g in frame.geometry if g is not None and not g.is_empty]
+    if not geoms:
+        return np.zeros(shape, bool)
+    return rasterize(
+        [(g, 1) for g in geoms], out_shape=shape, transform=transform, fill=0, dtype="uint8"
+    ).astype(bool)
+
+
+def score_layer_source(
+    model: Any, source: RealSource, root: Path, settings: ScorecardSettings, work: Path
+) -> list[Row]:
+    """Each raster's east strip: segment every class, rasterise, compare with the labels."""
+    rows = []
+    for relative in source.rasters:
+        path = root / relative
+        with rasterio.open(path) as src:
+            width, height, crs, transform = src.width, src.height, src.crs, src.transform
+        strip = holdout_window(width, height)
+        strip_transform = window_transform(strip, transform)
+        aoi = aoi_from_bounds(*window_bounds(strip, transform))
+        out = work / f"{path.stem}.gpkg"
+        started = time.perf_counter()
+        segment_raster(
+            path,
+            list(source.classes),
+            out,
+            model=model,
+            options=settings.options(aoi=aoi, overwrite=True),
+        )
+        seconds = time.perf_counter() - started
+        for class_name in source.classes:
+            pred, n = _predicted(out, class_name, strip, strip_transform, crs)
+            truth = _label_mask(source, root, class_name, strip, strip_transform, crs)
+            counts = Counts()
+            counts.add(pred, truth)
+            rows.append(Row(source.name, path.stem, class_name, counts, n, seconds))
+    return rows
+
+
+def _dubai_rgb(mask_path: Path) -> np.ndarray:
+    from PIL import Image  # masks are RGB or palette PNGs: read as RGB before matching
+
+    return np.asarray(Image.open(mask_path).convert("RGB"))
+
+
+def _dubai_truth(mask_path: Path, class_name: str) -> np.ndarray:
+    colour = np.asarray(DUBAI_CLASS_COLOURS[class_name], np.uint8)
+    return np.all(_dubai_rgb(mask_path) == colour, axis=-1)
+
+
+def _dubai_ignored(mask_path: Path) -> np.ndarray:
+    """Pixels labelled 'Unlabeled' (grey) or not annotated (black) count for no class."""
+    rgb = _dubai_rgb(mask_path)
+    return np.all(rgb == 155, axis=-1) | np.all(rgb == 0, axis=-1)
+
+
+def score_dubai(
+    model: Any, source: RealSource, root: Path, settings: ScorecardSettings, work: Path
+) -> list[Row]:
+    """The kept-back Dubai tile: whole images, segmented at native resolution (no CRS)."""
+    rows = []
+    for image, mask in dubai_images(root, holdout=True):
+        out = work / f"dubai_{image.parent.parent.name}_{image.stem}.gpkg"
+        started = time.perf_counter()
+        segment_raster(
+            image,
+            list(source.classes),
+            out,
+            model=model,
+            options=settings.options(gsd="native", assume_crs="EPSG:3857", overwrite=True),
+        )
+        seconds = time.perf_counter() - started
+        with rasterio.open(image) as src:
+            window = Window(0, 0, src.width, src.height)
+            transform = src.transform
+        ignored = _dubai_ignored(mask)
+        for class_name in source.classes:
+            pred, n = _predicted(out, class_name, window, transform, None)
+            counts = Counts()
+            counts.add(pred, _dubai_truth(mask, class_name), ~ignored)
+            block = f"{image.parent.parent.name}/{image.stem}"
+            rows.append(Row(source.name, block, class_name, counts, n, seconds))
+    return rows
+
+
+def pooled(rows: Iterable[Row]) -> list[Row]:
+    """One row per source and class, pooling the pixels of its blocks."""
+    out: dict[tuple[str, str], Row] = {}
+    for row in rows:
+        key = (row.source, row.class_name)
+        if key not in out:
+            out[key] = Row(row.source, "all", row.class_name, Counts())
+        out[key].counts += row.counts
+        out[key].polygons += row.polygons
+    blocks_seconds: dict[tuple[str, str], float] = {}
+    for row in rows:
+        blocks_seconds[(row.source, row.block)] = row.seconds
+    for (source, _), pooled_row in out.items():
+        pooled_row.seconds = sum(s for (src, _), s in blocks_seconds.items() if src == source)
+    return list(out.values())
+
+
+def run_scorecard(
+    model: Any,
+    root: Path,
+    settings: ScorecardSettings,
+    names: Iterable[str] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Score every named source (all by default) and return the scorecard as a dict."""
+    rows: list[Row] = []
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="saymap-scorecard-") as tmp:
+        for source in sources(names):
+            if progress is not None:
+                progress(source.name)
+            scorer = score_dubai if source.kind == "dubai" else score_layer_source
+            rows += scorer(model, source, root, settings, Path(tmp))
+    summary = pooled(rows)
+    buildings = [
+        r
+        for r in summary
+        if r.class_name == "building" and r.source.startswith(("kampala", "hot_"))
+    ]
+    pooled_orthos = Counts()
+    for r in buildings:
+        pooled_orthos += r.counts
+    return {
+        "model": str(getattr(model.config, "name", "?")),
+        "checkpoint": str(getattr(model, "checkpoint_path", "")),
+        "settings": {
+            "gsd": settings.gsd,
+            "literal": settings.literal,
+            "threshold": settings.threshold,
+        },
+        "seconds": round(time.perf_counter() - started, 1),
+        "pooled_orthophoto_building_iou": round(pooled_orthos.iou, 4),
+        "sources": [r.to_dict() for r in summary],
+        "blocks": [r.to_dict() for r in rows],
+    }
+
+
+def markdown_table(card: dict[str, Any], title: str | None = None) -> str:
+    """Rows per source × class (and per block where a source has several)."""
+    lines = [f"**{title}**", ""] if title else []
+    lines += [
+        "| source | block | class | IoU | precision | recall | polygons |",
+        "|---|---|---|---:|---:|---:|---:|",
+    ]
+    blocks = {}
+    for b in card["blocks"]:
+        blocks.setdefault((b["source"], b["class"]), []).append(b)
+    for row in card["sources"]:
+        lines.append(
+            f"| {row['source']} | all | {row['class']} | {row['iou']:.3f} | "
+            f"{row['precision']:.3f} | {row['recall']:.3f} | {row['polygons']} |"
+        )
+        parts = blocks.get((row["source"], row["class"]), [])
+        if 1 < len(parts) <= 3:
+            for b in parts:
+                lines.append(
+                    f"| {b['source']} | {b['block']} | {b['class']} | {b['iou']:.3f} | "
+                    f"{b['precision']:.3f} | {b['recall']:.3f} | {b['polygons']} |"
+                )
+    lines.append("")
+    lines.append(
+        "Pooled building IoU over the kampala and hot_* orthophoto hold-outs: "
+        f"**{card['pooled_orthophoto_building_iou']:.3f}**"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def write_scorecard(card: dict[str, Any], json_path: Path, markdown_path: Path | None) -> None:
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(card, indent=2) + "\n")
+    if markdown_path is not None:
+        markdown_path.write_text(markdown_table(card))
