@@ -16,6 +16,8 @@ from typing import Any, Literal
 from saymap.engine.errors import CheckpointError
 
 DEFAULT_TEXT_ENCODER = "all-MiniLM-L6-v2"
+# The Coral ImageNet MobileNetV2, converted by saymap.training.pretrained for training only.
+CORAL_MOBILENET_V2 = "coral:mobilenet_v2"
 
 
 @dataclass
@@ -27,9 +29,11 @@ class SaymapConfig:
     text_hidden_size: int = 384
     max_tokens: int = 20  # as in LAVT/RMSIN/BTDNet
     freeze_text_encoder: bool = True
-    # Vision backbone: a hierarchical 4-stage encoder from transformers.
-    backbone: Literal["convnext", "swin"] = "convnext"
-    backbone_pretrained: str | None = None  # hub name or local folder; None = from scratch
+    # Vision backbone: a hierarchical 4-stage encoder from transformers, or MobileNetV2.
+    backbone: Literal["convnext", "swin", "mobilenet_v2"] = "convnext"
+    # Hub name or local folder (convnext, swin; loaded when built), CORAL_MOBILENET_V2
+    # (mobilenet_v2; loaded by the trainer only), or None = from scratch.
+    backbone_pretrained: str | None = None
     hidden_sizes: list[int] = field(default_factory=lambda: [40, 80, 160, 320])
     depths: list[int] = field(default_factory=lambda: [2, 2, 6, 2])
     swin_num_heads: list[int] = field(default_factory=lambda: [4, 8, 16, 32])
@@ -56,6 +60,12 @@ class SaymapConfig:
             raise CheckpointError(
                 f"config {self.name!r}: a 4-stage backbone needs 4 hidden sizes and 4 depths, "
                 f"got {len(self.hidden_sizes)} and {len(self.depths)}"
+            )
+        coral = self.backbone_pretrained == CORAL_MOBILENET_V2
+        if self.backbone_pretrained and coral != (self.backbone == "mobilenet_v2"):
+            raise CheckpointError(
+                f"backbone_pretrained {self.backbone_pretrained!r} does not fit backbone "
+                f"{self.backbone!r}; {CORAL_MOBILENET_V2!r} goes with mobilenet_v2 (or None)"
             )
         if any(s not in range(4) for s in self.alignment_stages):
             raise CheckpointError(f"alignment_stages must be in 0..3, got {self.alignment_stages}")
@@ -108,5 +118,16 @@ NAMED_CONFIGS: dict[str, dict[str, Any]] = {
         "fusion_heads": 8,
         "decoder_dim": 256,
         "tile_size": 480,
+    },
+    # MobileNetV2 1.0 (Sandler et al. 2018) from the Coral ImageNet weights: stages at strides
+    # 4/8/16/32, depths = blocks per stage after the stride-4 stem.
+    "mobile": {
+        "backbone": "mobilenet_v2",
+        "backbone_pretrained": CORAL_MOBILENET_V2,
+        "hidden_sizes": [24, 32, 96, 320],
+        "depths": [1, 3, 7, 4],
+        # Pixels x in [0, 1] become (255x - 128) / 128, the TFLite model's (q - 128) / 128.
+        "image_mean": [128 / 255] * 3,
+        "image_std": [128 / 255] * 3,
     },
 }

@@ -1,8 +1,9 @@
 """The hierarchical 4-stage vision backbone, run stage by stage for early fusion (LAVT).
 
-Wraps transformers' ConvNeXt or Swin so that `stem` and `stage(i, x)` can be called one at a
-time with language fusion between them. Every stage takes and returns (N, C, H, W); the
-downsampling that leads into stage i happens at the start of stage i.
+Wraps transformers' ConvNeXt or Swin, or the project's MobileNetV2, so that `stem` and
+`stage(i, x)` can be called one at a time with language fusion between them. Every stage takes
+and returns (N, C, H, W); the downsampling that leads into stage i happens at the start of
+stage i.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from torch import nn
 
 from saymap.engine.errors import CheckpointError
 from saymap.engine.model.configuration import SaymapConfig
+from saymap.engine.model.mobilenet_v2 import STAGE_BLOCKS, STAGE_CHANNELS, MobileNetV2Features
 
 
 class VisionBackbone(nn.Module):
@@ -22,15 +24,22 @@ class VisionBackbone(nn.Module):
             self.net = _build_convnext(config)
         elif self.kind == "swin":
             self.net = _build_swin(config)
+        elif self.kind == "mobilenet_v2":
+            self.net = _build_mobilenet_v2(config)
         else:
-            raise CheckpointError(f"unknown backbone {config.backbone!r}; use convnext or swin")
-        # The final norm feeds the classifier's pooling, which stage-wise use never reaches;
-        # left in, it would be a parameter without gradient (and DDP refuses those).
-        self.net.layernorm = nn.Identity()
+            raise CheckpointError(
+                f"unknown backbone {config.backbone!r}; use convnext, swin or mobilenet_v2"
+            )
+        if self.kind != "mobilenet_v2":
+            # The final norm feeds the classifier's pooling, which stage-wise use never
+            # reaches; left in, it would be a parameter without gradient (DDP refuses those).
+            self.net.layernorm = nn.Identity()
         self.hidden_sizes = list(config.hidden_sizes)
 
     def stem(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) normalised -> (N, C0, H/4, W/4)."""
+        if self.kind == "mobilenet_v2":
+            return self.net.stem(pixel_values)
         if self.kind == "convnext":
             return self.net.embeddings(pixel_values)
         tokens, (h, w) = self.net.embeddings(pixel_values)  # (N, H/4*W/4, C0)
@@ -38,6 +47,8 @@ class VisionBackbone(nn.Module):
 
     def stage(self, index: int, x: torch.Tensor) -> torch.Tensor:
         """(N, C_{i-1}, H_{i-1}, W_{i-1}) -> (N, C_i, H_i, W_i), stride 4·2^i."""
+        if self.kind == "mobilenet_v2":
+            return self.net.stage(index, x)
         if self.kind == "convnext":
             return self.net.encoder.stages[index](x)
         layers = self.net.encoder.layers
@@ -101,6 +112,18 @@ def _build_swin(config: SaymapConfig) -> nn.Module:
         ),
         add_pooling_layer=False,
     )
+
+
+def _build_mobilenet_v2(config: SaymapConfig) -> nn.Module:
+    """Random init: the Coral weights are the trainer's to load (saymap.training.pretrained);
+    a saved model holds its own, so building one never needs the Coral file."""
+    depths = [end - start for start, end in STAGE_BLOCKS]
+    if list(config.hidden_sizes) != list(STAGE_CHANNELS) or list(config.depths) != depths:
+        raise CheckpointError(
+            f"MobileNetV2 1.0 has hidden sizes {list(STAGE_CHANNELS)} and depths {depths}; "
+            f"the config says {config.hidden_sizes} and {config.depths}"
+        )
+    return MobileNetV2Features()
 
 
 def _check_pretrained(config: SaymapConfig, hidden: list[int], depths: list[int]) -> None:
