@@ -36,6 +36,11 @@ class DataSection:
     refsegrs: str | None = None
     rrsisd: str | None = None
     chip_size: int = 256
+    # Ground metres per chip pixel: chips are resampled to it, as `saymap segment` resamples
+    # rasters to the model card's gsd_m (which the trained model's card records). None: the
+    # rasters' own resolution (and, when fine-tuning, the base model's gsd_m).
+    gsd_m: float | None = None
+    scale_jitter: float = 0.0  # chips read 1/(1+j)..(1+j) times their side, resized back
     full_ratio: float = 1.0  # share of targets that keep their full expression (WREL)
     max_train_samples: int | None = None
     max_val_samples: int | None = 200
@@ -51,6 +56,9 @@ class OptimSection:
     poly_power: float = 0.9
     warmup_steps: int = 50
     clip_grad: float = 1.0
+    # The backbone's lr is lr × this: below 1 keeps pretrained features (backbone_pretrained)
+    # from being overwritten while the new parts learn.
+    backbone_lr_scale: float = 1.0
 
 
 @dataclass
@@ -104,6 +112,10 @@ class Recipe:
             raise RecipeError(f"data.chip_size must be a multiple of 32, got {self.data.chip_size}")
         if self.optim.steps < 1 or self.optim.batch_size < 1 or self.optim.grad_accum < 1:
             raise RecipeError("optim.steps, optim.batch_size and optim.grad_accum must be >= 1")
+        if self.optim.backbone_lr_scale < 0:
+            raise RecipeError(
+                f"optim.backbone_lr_scale must be >= 0, got {self.optim.backbone_lr_scale}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -138,10 +150,12 @@ def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def recipe_changes(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """`key: saved → current` for every setting a resumed run would train differently with."""
     before, after = _flatten(saved), _flatten(current)
+    # A key added since the run was saved counts as its default, which trains as before.
+    defaults = _flatten(Recipe().to_dict())
     changed = []
     for key in sorted(set(before) | set(after)):
-        if key not in RESUMABLE_CHANGES and before.get(key) != after.get(key):
-            changed.append(f"{key}: {before.get(key)!r} → {after.get(key)!r}")
+        if key not in RESUMABLE_CHANGES and before.get(key, defaults.get(key)) != after.get(key):
+            changed.append(f"{key}: {before.get(key, defaults.get(key))!r} → {after.get(key)!r}")
     return changed
 
 

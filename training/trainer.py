@@ -35,6 +35,7 @@ from saymap.training.batching import TextCache, autocast, banked_text, to_tensor
 from saymap.training.distributed import average_gradients, barrier, init_distributed, wrap_model
 from saymap.training.dmols import DualModalObjectLearning
 from saymap.training.losses import segmentation_loss
+from saymap.training.pretrained import load_pretrained_backbone
 from saymap.training.recipe import Recipe, RecipeError, recipe_changes
 from saymap.training.samples import SampleDataset
 from saymap.training.train_state import load_state, save_state
@@ -84,6 +85,25 @@ def poly_lr(base: float, step: int, total: int, power: float, warmup: int) -> fl
     return base * (1 - min(step, total - 1) / total) ** power
 
 
+def param_groups(
+    model: SaymapModel, extra: list[torch.nn.Parameter], backbone_lr_scale: float
+) -> list[dict[str, Any]]:
+    """The optimizer's groups: the backbone at lr × backbone_lr_scale (kept apart only when
+    the scale is not 1, so states saved with one group still resume), everything else at lr.
+    Each group's `lr_scale` is what the schedule multiplies its lr by."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if backbone_lr_scale == 1.0:
+        return [{"params": trainable + extra, "lr_scale": 1.0}]
+    backbone = {id(p) for p in model.backbone.parameters()}
+    return [
+        {"params": [p for p in trainable if id(p) not in backbone] + extra, "lr_scale": 1.0},
+        {
+            "params": [p for p in trainable if id(p) in backbone],
+            "lr_scale": backbone_lr_scale,
+        },
+    ]
+
+
 class Trainer:
     def __init__(
         self,
@@ -118,11 +138,11 @@ class Trainer:
             if recipe.loss.dmols_weight > 0
             else None
         )
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        if self.dmols is not None:
-            params += list(self.dmols.parameters())
+        extra = list(self.dmols.parameters()) if self.dmols is not None else []
         self.optimizer = torch.optim.AdamW(
-            params, lr=recipe.optim.lr, weight_decay=recipe.optim.weight_decay
+            param_groups(self.model, extra, recipe.optim.backbone_lr_scale),
+            lr=recipe.optim.lr,
+            weight_decay=recipe.optim.weight_decay,
         )
         dim, tokens = self.model.config.text_hidden_size, self.model.config.max_tokens
         # Only LRB-WREL uses the banks; one entry per weak sample is 600 MB on the synthetic
@@ -146,7 +166,9 @@ class Trainer:
                 raise DatasetError("model.overrides cannot change a model loaded with model.init")
             attach_class_bank(model, [], None)
             return model.train()
-        return SaymapModel(SaymapConfig.named(spec.config, **spec.overrides)).train()
+        model = SaymapModel(SaymapConfig.named(spec.config, **spec.overrides))
+        load_pretrained_backbone(model)  # converted weights (coral:...); a no-op otherwise
+        return model.train()
 
     def _plan(self) -> list[tuple[str, int]]:
         r, p = self.recipe, self.pools
@@ -183,7 +205,7 @@ class Trainer:
             r.optim.warmup_steps,
         )
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         total = 0.0
@@ -437,6 +459,7 @@ class Trainer:
             "steps": steps,
             "train_samples": {"full": len(self.pools.full), "weak": len(self.pools.weak)},
             "classes": self.pools.classes,
+            **working_resolution_card(self.recipe.data.gsd_m),
             "validation": metrics,
             "seconds": round(seconds, 1),
             "device": str(self.device),
@@ -474,6 +497,14 @@ class Trainer:
             metrics,
             f"class-level bank dropped: weak mIoU {before:.4f}, {after:.4f} with it",
         )
+
+
+def working_resolution_card(gsd_m: float | None) -> dict[str, Any]:
+    """The card's gsd_m and the native resolutions it suits: anything finer down to a tenth
+    (averaging loses nothing the model needs), coarser only up to 2x (no detail to gain)."""
+    if gsd_m is None:
+        return {}
+    return {"gsd_m": gsd_m, "gsd_range_m": [round(gsd_m / 10, 4), round(gsd_m * 2, 4)]}
 
 
 def train(
