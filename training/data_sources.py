@@ -60,6 +60,8 @@ LAYER_KEYS = {
     "chips outside train, chips across its edge are left out",
     "group": "also make one 'all <class>' sample per chip",
     "region": "[col_off, row_off, width, height]: only chips inside this pixel window",
+    "generate_sentences": "also full sentences computed from the polygons on grid chips "
+    "('the largest building', 'buildings larger than 200 m²', ...)",
 }
 
 
@@ -89,6 +91,7 @@ def layer_datasets(spec: dict, chip_size: int) -> tuple[SampleDataset, SampleDat
         label_crs=spec.get("label_crs"),
         chip_size=chip_size,
         group=bool(spec.get("group", False)),
+        sentences_from_geometry=bool(spec.get("generate_sentences", False)),
     )
     for line in built.report.lines():
         log.info("%s: %s", Path(spec["labels"]).name, line)

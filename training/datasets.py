@@ -3,7 +3,9 @@
 Weak samples: a chip centred on each feature, the class name as the expression and that
 feature as the mask; or (`group=True`) a grid of chips with one sample per class present,
 masking all its features ("all buildings"). Full samples: sentences from a text field of
-the layer, or from a CSV (feature id or WKT, sentence) or GeoJSON (geometry, sentence).
+the layer, or from a CSV (feature id or WKT, sentence) or GeoJSON (geometry, sentence), or
+(`sentences_from_geometry=True`) sentences computed from the polygons on grid chips
+("the largest building", see geometry_expressions).
 
 Everything is checked before anything is read or written: a missing class field, a class
 field empty everywhere, labels that miss every raster, or a sentence pointing at a feature
@@ -166,6 +168,7 @@ def build_layer_dataset(
     chip_size: int = 256,
     group: bool = False,
     layer: str | None = None,
+    sentences_from_geometry: bool = False,
 ) -> LayerDataset:
     """Check labels against the rasters and list the samples (reads no pixels)."""
     if chip_size % 32 or chip_size < 32:
@@ -198,6 +201,10 @@ def build_layer_dataset(
     records: list[ChipRecord] = []
     for i, (spec, features) in enumerate(zip(specs, per_raster, strict=True)):
         records += _weak_records(i, spec, features, chip_size, group)
+        if sentences_from_geometry:  # imported here: geopandas only for layers that ask
+            from saymap.training.geometry_expressions import chip_records
+
+            records += chip_records(i, spec, features, chip_size, skip_group=group)
         stem = Path(spec.path).stem
         for f in features:
             if f.text:
