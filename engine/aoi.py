@@ -61,6 +61,11 @@ class Region:
 def aoi_from_bounds(
     minx: float, miny: float, maxx: float, maxy: float, crs: str | None = None
 ) -> AOI:
+    if not all(math.isfinite(v) for v in (minx, miny, maxx, maxy, maxx - minx, maxy - miny)):
+        raise AOIError(
+            f"AOI bounds must be finite numbers whose width and height are finite too; "
+            f"got {minx},{miny},{maxx},{maxy}"
+        )
     if not (minx < maxx and miny < maxy):
         raise AOIError(
             f"AOI bounds must have minx < maxx and miny < maxy; got {minx},{miny},{maxx},{maxy}"
@@ -221,12 +226,19 @@ def resolve_region(spec: RasterSpec, aoi: AOI | None) -> Region:
     """The window to segment (and a mask polygon); AOIError when the AOI misses the raster."""
     if aoi is None:
         return Region(spec.full_window)
-    in_crs = to_raster_crs(aoi, spec)
-    inverse = ~spec.transform
-    pixel = shapely.affinity.affine_transform(
-        in_crs, [inverse.a, inverse.b, inverse.d, inverse.e, inverse.c, inverse.f]
-    )
-    inside = pixel.intersection(box(0, 0, spec.width, spec.height))
+    try:
+        in_crs = to_raster_crs(aoi, spec)
+        inverse = ~spec.transform
+        pixel = shapely.affinity.affine_transform(
+            in_crs, [inverse.a, inverse.b, inverse.d, inverse.e, inverse.c, inverse.f]
+        )
+        if not np.all(np.isfinite(shapely.get_coordinates(pixel))):
+            raise AOIError(f"{aoi.label} is too large to place on the raster's pixel grid")
+        inside = pixel.intersection(box(0, 0, spec.width, spec.height))
+    except shapely.errors.GEOSException as exc:  # coordinates so large they break noding
+        raise AOIError(
+            f"{aoi.label} cannot be placed on the raster ({exc}); give an area near the raster"
+        ) from exc
     if inside.is_empty or inside.area <= 0:
         bounds = ", ".join(f"{v:.6g}" for v in in_crs.bounds)
         raise AOIError(

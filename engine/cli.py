@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
-from saymap.engine.errors import SaymapError
+from saymap.engine.errors import SaymapError, disk_full, explain
 from saymap.engine.version import __version__
 
 # (command name, module that registers it). Order is the order `saymap --help` lists them.
@@ -52,6 +54,15 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so the same clean-up as Ctrl-C runs (temporary
+    files removed) instead of the default instant exit that leaves them behind."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv)
@@ -60,15 +71,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="saymap: %(levelname)s: %(message)s",
     )
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main else None
     try:
         return int(args.func(args) or 0)
-    except SaymapError as exc:
+    except KeyboardInterrupt as exc:
+        terminated = isinstance(exc, Terminated)
+        print(f"saymap: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
+        return 128 + signal.SIGTERM if terminated else 130
+    except (SaymapError, OSError) as exc:
+        full = disk_full(exc, getattr(args, "output", None))
+        if full is None and not isinstance(exc, SaymapError):
+            raise  # a bug, not bad input: the traceback is what a report needs
         # One clear line on stderr, non-zero exit: the contract for bad input.
-        print(f"saymap: error: {exc}", file=sys.stderr)
+        print(f"saymap: error: {explain(full or exc)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("saymap: interrupted", file=sys.stderr)
-        return 130
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -28,12 +28,7 @@ _FLOAT_FIELDS = {"score", "area_m2"}
 _SIDECARS = ("-journal", "-wal", "-shm")
 
 
-def check_output_path(path: str | os.PathLike[str], overwrite: bool = False) -> Path:
-    """OutputError unless `path` can be written: a .gpkg in an existing, writable folder that
-    is either free or may be overwritten."""
-    target = Path(path)
-    if target.suffix.lower() != ".gpkg":
-        raise OutputError(f"the output must be a GeoPackage (.gpkg): {target}")
+def _check_writable(target: Path, overwrite: bool) -> Path:
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
         raise OutputError(f"output folder does not exist: {folder}")
@@ -44,6 +39,45 @@ def check_output_path(path: str | os.PathLike[str], overwrite: bool = False) -> 
     if target.exists() and not overwrite:
         raise OutputError(f"{target} already exists; pass --overwrite to replace it")
     return target
+
+
+def check_output_path(path: str | os.PathLike[str], overwrite: bool = False) -> Path:
+    """OutputError unless `path` can be written: a .gpkg in an existing, writable folder that
+    is either free or may be overwritten."""
+    target = Path(path)
+    if target.suffix.lower() != ".gpkg":
+        raise OutputError(f"the output must be a GeoPackage (.gpkg): {target}")
+    return _check_writable(target, overwrite)
+
+
+def check_probabilities_path(path: str | os.PathLike[str], overwrite: bool = False) -> Path:
+    """The kept probability GeoTIFF: the GeoPackage's rules, and a .tif or .tiff name."""
+    target = Path(path)
+    if target.suffix.lower() not in (".tif", ".tiff"):
+        raise OutputError(f"the probabilities file must be a GeoTIFF (.tif or .tiff): {target}")
+    return _check_writable(target, overwrite)
+
+
+def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """Whether two paths name one file: equal once links are resolved, or the same inode."""
+    try:
+        if os.path.normcase(os.path.realpath(a)) == os.path.normcase(os.path.realpath(b)):
+            return True
+        return os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return False
+
+
+def check_distinct(paths: dict[str, str | os.PathLike[str] | None]) -> None:
+    """OutputError when two of the named paths (inputs and outputs, by label) are one file,
+    whatever --overwrite says: an output must never replace an input or another output."""
+    named = [(label, path) for label, path in paths.items() if path is not None]
+    for i, (first, a) in enumerate(named):
+        for second, b in named[i + 1 :]:
+            if same_file(a, b):
+                raise OutputError(
+                    f"the {second} {b} is the same file as the {first}; choose another path"
+                )
 
 
 def _remove(path: Path) -> None:
@@ -101,19 +135,40 @@ class GeoPackageWriter:
         """Put the finished file at its path (an empty layer if nothing was written)."""
         if not self._created:
             self.write([], {name: [] for name in FIELDS})
-        if self.overwrite:
-            os.replace(self._temp, self.path)
-            return self.count
-        try:
-            os.link(self._temp, self.path)  # atomic, and refuses to clobber a file
-        except FileExistsError as exc:
-            raise OutputError(
-                f"{self.path} appeared while segmenting; kept it. Pass --overwrite to replace it"
-            ) from exc
-        except OSError:
-            if self.path.exists():  # a filesystem without hard links
-                raise OutputError(f"{self.path} already exists; pass --overwrite") from None
-            os.replace(self._temp, self.path)
-            return self.count
-        os.remove(self._temp)
+        place(self._temp, self.path, self.overwrite)
         return self.count
+
+
+def place(temp: Path, target: Path, overwrite: bool) -> None:
+    """Move a finished temporary file to its path, atomically; an existing file is replaced
+    only when `overwrite` says so (one that appeared meanwhile is kept)."""
+    if overwrite:
+        os.replace(temp, target)
+        return
+    try:
+        os.link(temp, target)  # atomic, and refuses to clobber a file
+    except FileExistsError as exc:
+        raise OutputError(
+            f"{target} appeared while segmenting; kept it. Pass --overwrite to replace it"
+        ) from exc
+    except OSError:
+        if target.exists():  # a filesystem without hard links
+            raise OutputError(f"{target} already exists; pass --overwrite") from None
+        os.replace(temp, target)
+        return
+    os.remove(temp)
+
+
+@contextlib.contextmanager
+def kept_probabilities(path: str | os.PathLike[str], overwrite: bool = False) -> Iterator[Path]:
+    """`with kept_probabilities(path) as temp:` write the probability GeoTIFF to `temp`, a
+    hidden name beside `path`; it is moved to `path` when the block succeeds and removed
+    when it fails, so an existing file is never truncated by a run that then fails."""
+    target = check_probabilities_path(path, overwrite)
+    temp = target.with_name(f".{target.stem}.{uuid.uuid4().hex[:12]}.tmp{target.suffix}")
+    try:
+        yield temp
+        place(temp, target, overwrite)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(temp)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import platformdirs
 
+from saymap.engine.errors import ReservedPathError
+
 SHIPPED_MODELS = Path(__file__).resolve().parent / "models"
 
 
@@ -15,10 +17,30 @@ def data_dir() -> Path:
 
     `SAYMAP_DATA_DIR` overrides it, so tests and several engines can live side by side.
     """
-    override = os.environ.get("SAYMAP_DATA_DIR")
-    path = Path(override) if override else Path(platformdirs.user_data_dir("saymap", "saymap"))
+    path = _data_dir_path()
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def _data_dir_path() -> Path:
+    override = os.environ.get("SAYMAP_DATA_DIR")
+    return Path(override) if override else Path(platformdirs.user_data_dir("saymap", "saymap"))
+
+
+def check_outside_data_dir(path: str | os.PathLike[str], label: str) -> None:
+    """ReservedPathError when `path` lies in the engine's data folder: a raster "read" there
+    can be its job database (GDAL's SQLite driver deletes the -wal file, and the engine's
+    history with it), an output written there can replace its token or a model."""
+    folder = os.path.normcase(os.path.realpath(_data_dir_path()))
+    try:
+        target = os.path.normcase(os.path.realpath(path))
+    except (OSError, ValueError):
+        return  # not a usable path: the caller's own checks say why
+    if target == folder or target.startswith(folder.rstrip(os.sep) + os.sep):
+        raise ReservedPathError(
+            f"the {label} {os.fspath(path)} is inside the engine's data folder {folder}, which "
+            "holds its job database, token and models; use a file outside it"
+        )
 
 
 def user_models_dir() -> Path:

@@ -7,11 +7,14 @@ output), so bad input fails in a moment with one line on stderr and writes nothi
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import sys
+from pathlib import Path
 from typing import Any
 
 from saymap.engine.commands.info import quiet_libraries
-from saymap.engine.errors import CheckpointError
+from saymap.engine.errors import CheckpointError, SaymapError, disk_full
 
 DEFAULT_CHECKPOINT = "default"
 
@@ -63,18 +66,51 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def check_inputs(args: argparse.Namespace) -> Any:
-    """All cheap checks, in the order a person would fix them; returns the SegmentOptions."""
+def aoi_file(text: str | None) -> str | None:
+    """The file an --aoi value names (FILE or FILE@CRS), if it names one."""
+    if not text:
+        return None
+    for candidate in (text.strip(), text.partition("@")[0].strip()):
+        try:
+            if Path(candidate).is_file():
+                return candidate
+        except (OSError, ValueError):  # a WKT CRS after the @ makes a name too long for a path
+            continue
+    return None
+
+
+def check_inputs(args: argparse.Namespace) -> tuple[Any, Any]:
+    """All cheap checks, in the order a person would fix them; returns the SegmentOptions
+    and the raster's RasterSpec."""
     from saymap.engine.aoi import parse_aoi, resolve_region
-    from saymap.engine.output import check_output_path
+    from saymap.engine.limits import check_limits
+    from saymap.engine.output import check_distinct, check_output_path, check_probabilities_path
+    from saymap.engine.paths import check_outside_data_dir
     from saymap.engine.prompt import check_prompts
     from saymap.engine.raster import open_raster, parse_bands
 
+    # Before anything is opened or allocated: opening the engine's job database as a raster
+    # would already harm it, and a 100000 px tile would allocate tens of GiB.
+    check_limits(
+        tile=args.tile, overlap=args.overlap, batch_size=args.batch_size, min_area_px=args.min_area
+    )
+    files = {
+        "raster": args.raster,
+        "AOI file": aoi_file(args.aoi),
+        "output": args.output,
+        "probabilities file": args.keep_probabilities,
+    }
+    for label, path in files.items():
+        if path is not None:
+            check_outside_data_dir(path, label)
+    check_distinct(files)
     spec = open_raster(args.raster, bands=args.bands, assume_crs=args.assume_crs)
     check_prompts([args.prompt])
     aoi = parse_aoi(args.aoi) if args.aoi else None
     resolve_region(spec, aoi)
     check_output_path(args.output, args.overwrite)
+    if args.keep_probabilities is not None:
+        check_probabilities_path(args.keep_probabilities, args.overwrite)
     from saymap.engine.infer import SegmentOptions  # torch: only once the input is good
 
     options = SegmentOptions(
@@ -93,25 +129,29 @@ def check_inputs(args: argparse.Namespace) -> Any:
         literal=args.literal,
     )
     options.check()
-    return options
+    return options, spec
 
 
-def run(args: argparse.Namespace) -> int:
-    quiet_libraries()
-    options = check_inputs(args)
+def _segment(args: argparse.Namespace, options: Any, model: Any) -> Any:
+    """segment_raster with a progress bar. A kept probability GeoTIFF is written under a
+    hidden name and moved into place at the end, like the GeoPackage: a failed run never
+    truncates a file already at that path."""
     from tqdm import tqdm
 
-    from saymap.engine.device import choose_device
     from saymap.engine.infer import segment_raster
+    from saymap.engine.output import kept_probabilities
 
-    device, _ = choose_device(options.device)  # refuses a missing device before the model
-    try:
-        from saymap.engine.model import load_model
-    except ImportError as exc:
-        raise CheckpointError(f"the model package is not available here: {exc}") from exc
-    model = load_model(args.checkpoint, device=device)
-
-    with tqdm(total=None, unit="tile", file=sys.stderr, disable=args.no_progress or None) as bar:
+    keep = (
+        kept_probabilities(options.probabilities_path, options.overwrite)
+        if options.probabilities_path is not None
+        else contextlib.nullcontext()
+    )
+    with (
+        keep as probabilities_temp,
+        tqdm(total=None, unit="tile", file=sys.stderr, disable=args.no_progress or None) as bar,
+    ):
+        if probabilities_temp is not None:
+            options = dataclasses.replace(options, probabilities_path=str(probabilities_temp))
 
         def progress(done: int, total: int, message: str) -> None:
             bar.total = total
@@ -123,6 +163,29 @@ def run(args: argparse.Namespace) -> int:
             args.raster, [args.prompt], args.output, model=model, options=options,
             progress=progress,
         )  # fmt: skip
+    return result
+
+
+def run(args: argparse.Namespace) -> int:
+    quiet_libraries()
+    options, spec = check_inputs(args)
+    from saymap.engine.device import choose_device
+
+    device, _ = choose_device(options.device)  # refuses a missing device before the model
+    try:
+        from saymap.engine.model import load_model
+    except ImportError as exc:
+        raise CheckpointError(f"the model package is not available here: {exc}") from exc
+    model = load_model(args.checkpoint, device=device)
+
+    try:
+        result = _segment(args, options, model)
+    except (OSError, SaymapError) as exc:
+        # Float32 probabilities, uncompressed: the most the run writes beside the output.
+        full = disk_full(exc, args.output, needed_bytes=spec.width * spec.height * 4)
+        if full is None:
+            raise
+        raise full from exc
     for warning in result.warnings:
         sys.stderr.write(f"warning: {warning}\n")
     reading = result.model_prompts[0] if result.model_prompts else args.prompt

@@ -6,8 +6,11 @@ Bad input must give exactly one clear line on stderr, exit code 2, and write not
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pyogrio
@@ -23,11 +26,17 @@ NEON_BOUNDS = (404211.9, 3285102.9, 404251.9, 3285142.9)
 
 
 def saymap(*args: str | Path, data_dir: Path, timeout: float = 120) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "SAYMAP_DATA_DIR": str(data_dir)}
+    """`saymap ARGS` with its engine data folder in `data_dir`/engine-data (which inputs and
+    outputs may not be in, so tests keep their files beside it)."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "SAYMAP_DATA_DIR": str(engine_data(data_dir))}
     return subprocess.run(
         [sys.executable, "-m", "saymap.engine.cli", *map(str, args)],
         capture_output=True, text=True, env=env, timeout=timeout,
     )  # fmt: skip
+
+
+def engine_data(base: Path) -> Path:
+    return base / "engine-data"
 
 
 @pytest.fixture
@@ -177,3 +186,184 @@ def test_segment_with_assumed_crs_and_a_long_prompt(
         minx, miny, maxx, maxy = polygon.bounds
         assert NEON_BOUNDS[0] - 0.1 <= minx and maxx <= NEON_BOUNDS[2] + 0.1
         assert NEON_BOUNDS[1] - 0.1 <= miny and maxy <= NEON_BOUNDS[3] + 0.1
+
+
+def one_line_refusal(result: subprocess.CompletedProcess, *needles: str) -> str:
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1 and lines[0].startswith("saymap: error: "), result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("option", "needles"),
+    [
+        (["--tile", "100000"], ["tile size", "4096"]),  # once: "Unable to allocate 27.9 GiB"
+        (["--min-area", "nan"], ["minimum area", "nan"]),
+        (["--min-area", "-100"], ["minimum area", "-100"]),
+        (["--min-area", "inf"], ["minimum area", "inf"]),
+        (["--batch-size", "100000"], ["batch size", "256"]),
+        (["--aoi=-1e308,-1e308,1e308,1e308"], ["AOI bounds must be finite"]),
+    ],
+)
+def test_options_out_of_bounds_are_refused_before_the_model_loads(
+    real_data: Path,
+    work: Path,
+    tmp_path: Path,
+    tiny_checkpoint: Path,
+    option: list[str],
+    needles: list[str],
+) -> None:
+    result = saymap("segment", real_data.joinpath(*NEON), "tree", "-o", work / "o.gpkg",
+                    "--checkpoint", tiny_checkpoint, "--device", "cpu", "--no-progress", *option,
+                    data_dir=tmp_path)  # fmt: skip
+    one_line_refusal(result, *needles)
+    assert os.listdir(work) == []
+
+
+def test_keep_probabilities_never_replaces_a_file_it_may_not(
+    real_data: Path, work: Path, tmp_path: Path, tiny_checkpoint: Path
+) -> None:
+    """The GeoPackage's rules: an existing file only with --overwrite, and never an input."""
+    raster = work / "image.tif"
+    raster.write_bytes(real_data.joinpath(*NEON).read_bytes())
+    notes = work / "notes.txt"
+    notes.write_text("my notes")
+    existing = work / "probabilities.tif"
+    existing.write_bytes(b"an older probability file")
+    base = ("segment", raster, "tree", "-o", work / "o.gpkg", "--checkpoint", tiny_checkpoint,
+            "--device", "cpu", "--no-progress")  # fmt: skip
+    cases = [
+        (["--keep-probabilities", notes], ["GeoTIFF", "notes.txt"]),
+        (["--keep-probabilities", existing], ["already exists", "--overwrite"]),
+        (["--keep-probabilities", raster, "--overwrite"], ["same file as the raster"]),
+        (["--keep-probabilities", work / "link.tif", "--overwrite"], ["same file as the raster"]),
+    ]
+    (work / "link.tif").symlink_to(raster)
+    for extra, needles in cases:
+        one_line_refusal(saymap(*base, *extra, data_dir=tmp_path), *needles)
+    assert notes.read_text() == "my notes"
+    assert existing.read_bytes() == b"an older probability file"
+    assert raster.read_bytes() == real_data.joinpath(*NEON).read_bytes()
+    assert sorted(os.listdir(work)) == ["image.tif", "link.tif", "notes.txt", "probabilities.tif"]
+
+
+@pytest.fixture
+def truncated_raster(real_data: Path, tmp_path: Path) -> Path:
+    """neon_osbs cut off half-way: its header opens, its lower strips cannot be read."""
+    source = real_data.joinpath(*NEON).read_bytes()
+    path = tmp_path / "truncated.tif"
+    path.write_bytes(source[: len(source) // 2])
+    return path
+
+
+def test_a_failed_run_names_the_damaged_block_and_keeps_the_old_probabilities_file(
+    truncated_raster: Path, work: Path, tmp_path: Path, tiny_checkpoint: Path
+) -> None:
+    """The model loads, reading fails mid-way: the message says which file and which part
+    (not "Read failed. See previous exception"), and --keep-probabilities' existing file,
+    allowed to be replaced, is still whole because the new one was written beside it."""
+    existing = work / "probabilities.tif"
+    existing.write_bytes(b"an older probability file")
+    result = saymap("segment", truncated_raster, "tree", "-o", work / "o.gpkg",
+                    "--keep-probabilities", existing, "--overwrite", "--checkpoint",
+                    tiny_checkpoint, "--device", "cpu", "--no-progress",
+                    data_dir=tmp_path, timeout=300)  # fmt: skip
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("saymap: error")]
+    for needle in (str(truncated_raster), "band 1", "offset", "scanline"):
+        assert needle in line, line
+    assert "See previous exception" not in line
+    assert existing.read_bytes() == b"an older probability file"
+    assert sorted(os.listdir(work)) == ["probabilities.tif"]  # nothing hidden left behind
+
+
+@pytest.mark.parametrize("name", ["jobs.sqlite3", "token", "models/x/model.tif"])
+def test_paths_in_the_engine_data_folder_are_refused(
+    real_data: Path, work: Path, tmp_path: Path, name: str
+) -> None:
+    """GDAL's SQLite driver opening the job database deletes its -wal file (and with it the
+    engine's unsaved history); nothing may read or write inside the data folder."""
+    from saymap.engine.server.store import JobRecord, JobStore, now_iso
+
+    data = engine_data(tmp_path)
+    data.mkdir()
+    store = JobStore(data / "jobs.sqlite3")
+    store.save(JobRecord("j", "segment", "done", 1.0, "", now_iso(), {}))  # -wal in use
+    wal = data / "jobs.sqlite3-wal"
+    assert wal.exists()
+    try:
+        target = data / name
+        as_raster = saymap("segment", target, "tree", "-o", work / "o.gpkg", data_dir=tmp_path)
+        one_line_refusal(as_raster, "data folder", str(target))
+        as_output = saymap("segment", real_data.joinpath(*NEON), "tree", "-o",
+                           data / "o.gpkg", data_dir=tmp_path)  # fmt: skip
+        one_line_refusal(as_output, "data folder")
+        assert wal.exists()
+        assert [r.id for r in store.load_all()] == ["j"]
+    finally:
+        store.close()
+    assert os.listdir(work) == []
+
+
+@pytest.mark.slow
+def test_sigterm_removes_the_temporary_files_as_ctrl_c_does(
+    real_data: Path, work: Path, tmp_path: Path, tiny_checkpoint: Path
+) -> None:
+    raster = real_data / "kampala" / "kampala_west_rgb.tif"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "SAYMAP_DATA_DIR": str(engine_data(tmp_path))}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "saymap.engine.cli", "segment", str(raster), "roof", "-o",
+         str(work / "roofs.gpkg"), "--checkpoint", str(tiny_checkpoint), "--device", "cpu",
+         "--tile", "256", "--batch-size", "1", "--gsd", "native", "--no-progress"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not any(n.endswith(".probabilities.tif") for n in os.listdir(work)):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "no temporary file appeared"
+            time.sleep(0.05)
+        time.sleep(0.5)  # mid-way through the tiles
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 128 + signal.SIGTERM, stderr
+    assert "saymap: terminated" in stderr
+    assert os.listdir(work) == []
+
+
+def _mount_tmpfs(folder: Path, size: str) -> bool:
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        return False
+    folder.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                          capture_output=True)  # fmt: skip
+    return done.returncode == 0
+
+
+@pytest.mark.slow
+def test_a_full_disk_is_said_in_one_line_with_where(
+    real_data: Path, tmp_path: Path, tiny_checkpoint: Path
+) -> None:
+    """A real full filesystem (a 64 KiB tmpfs, so the test needs root; it is skipped
+    otherwise): no traceback, the words "disk is full" and the output's path."""
+    small = tmp_path / "small-disk"
+    if not _mount_tmpfs(small, "64k"):
+        pytest.skip("needs root to mount a small tmpfs")
+    try:
+        output = small / "trees.gpkg"
+        result = saymap("segment", real_data.joinpath(*NEON), "tree", "-o", output,
+                        "--checkpoint", tiny_checkpoint, "--device", "cpu", "--threshold",
+                        "0.01", "--no-progress", data_dir=tmp_path, timeout=300)  # fmt: skip
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        (line,) = [line for line in result.stderr.splitlines() if "saymap: error" in line]
+        assert "disk is full" in line and str(output) in line, line
+        assert os.listdir(small) == []
+    finally:
+        subprocess.run(["umount", str(small)], check=False)
