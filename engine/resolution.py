@@ -204,5 +204,5 @@ def working_spec(
     resolution = choose_resolution(spec, parse_gsd(gsd), CardResolution.from_card(card))
     if resolution.warning:
         log.warning(resolution.warning)
-    log.info("%s: %s", spec.path, resolution.note)
+    (log.info if resolution.scale != 1.0 else log.debug)("%s: %s", spec.path, resolution.note)
     return at_working_resolution(spec, resolution), resolution

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from saymap.engine.errors import DatasetError
-from saymap.training.recipe import DataSection
+from saymap.training.recipe import DataSection, Recipe
 from saymap.training.samples import Sample, SampleDataset, Subset
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,9 @@ LAYER_KEYS = {
 }
 
 
-def layer_datasets(spec: dict, chip_size: int) -> tuple[SampleDataset, SampleDataset | None]:
+def layer_datasets(
+    spec: dict, chip_size: int, gsd_m: float | None = None, scale_jitter: float = 0.0
+) -> tuple[SampleDataset, SampleDataset | None]:
     """One [[data.layers]] table: rasters + a label layer (+ sentences) as train/validation."""
     from saymap.engine.aoi import aoi_from_json
     from saymap.training.datasets import LayerSource, build_layer_dataset
@@ -92,12 +94,16 @@ def layer_datasets(spec: dict, chip_size: int) -> tuple[SampleDataset, SampleDat
         chip_size=chip_size,
         group=bool(spec.get("group", False)),
         sentences_from_geometry=bool(spec.get("generate_sentences", False)),
+        gsd_m=gsd_m,
+        scale_jitter=scale_jitter,
     )
     for line in built.report.lines():
         log.info("%s: %s", Path(spec["labels"]).name, line)
     keep = list(range(len(built.records)))
-    if "region" in spec:  # a spatial split: chips wholly inside the window
-        col0, row0, width, height = (int(v) for v in spec["region"])
+    if "region" in spec:  # a spatial split: chips wholly inside the window (native pixels)
+        native = built.specs[0].native
+        scale = native.scale if native is not None else 1.0
+        col0, row0, width, height = (round(int(v) / scale) for v in spec["region"])
         keep = [
             k
             for k in keep
@@ -120,7 +126,7 @@ def layer_datasets(spec: dict, chip_size: int) -> tuple[SampleDataset, SampleDat
 
 
 def datasets_from_layers(
-    dataset: dict, chip_size: int = 256
+    dataset: dict, chip_size: int = 256, gsd_m: float | None = None
 ) -> tuple[SampleDataset, SampleDataset | None]:
     """The train request's dataset (rasters, labels, class_field, sentences, validation) as
     (train, validation). validation: {"fraction": f} holds out features by id (all their
@@ -149,8 +155,22 @@ def datasets_from_layers(
         id_field=dataset.get("id_field"),
         sentences=dataset.get("sentences") or None,
         chip_size=chip_size,
+        gsd_m=gsd_m,
     )
     return split_validation(built, range(len(built)), area=area, fraction=fraction)
+
+
+def inherit_working_resolution(recipe: Recipe) -> float | None:
+    """A fine-tune cuts chips at its base model's gsd_m unless the recipe names one, so the
+    model keeps seeing objects at the size it learnt them (and its card keeps the value)."""
+    if recipe.data.gsd_m is None and recipe.model.init:
+        from saymap.engine.model.checkpoint import read_card, resolve_checkpoint
+        from saymap.engine.resolution import CardResolution
+
+        recipe.data.gsd_m = CardResolution.from_card(
+            read_card(resolve_checkpoint(recipe.model.init))
+        ).gsd_m
+    return recipe.data.gsd_m
 
 
 def build_datasets(data: DataSection) -> tuple[SampleDataset, SampleDataset | None]:
@@ -164,7 +184,7 @@ def build_datasets(data: DataSection) -> tuple[SampleDataset, SampleDataset | No
         train.append(load_synthetic(root, "train"))
         val.append(load_synthetic(root, "val"))
     for spec in data.layers:
-        part_train, part_val = layer_datasets(spec, data.chip_size)
+        part_train, part_val = layer_datasets(spec, data.chip_size, data.gsd_m, data.scale_jitter)
         train.append(part_train)
         if part_val is not None:
             val.append(part_val)

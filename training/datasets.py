@@ -14,19 +14,23 @@ id the layer lacks each stop with one DatasetError. Pixels are read lazily, per 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import shapely
+from affine import Affine
 from rasterio.features import rasterize
 from rasterio.windows import Window
 from rasterio.windows import bounds as window_bounds
 from rasterio.windows import transform as window_transform
 from shapely.geometry import box
 
+from saymap.engine.class_names import GROUP_TEMPLATE, plural
 from saymap.engine.errors import DatasetError
 from saymap.engine.raster import RasterSpec, WindowReader, open_raster
+from saymap.engine.resolution import working_spec
 from saymap.training.chips import ChipFolderDataset, ChipRecord, centred_window, grid, write_chips
 from saymap.training.labels import LabelFeature, LabelReport, prepare_features, read_layer
 from saymap.training.samples import Sample, Subset
@@ -56,20 +60,38 @@ class DatasetReport:
     labels: list[LabelReport] = field(default_factory=list)
     n_weak: int = 0
     n_full: int = 0
+    held_out: int = 0  # chips dropped because they touch a scorecard hold-out
 
     def lines(self) -> list[str]:
         out = [line for r in self.labels for line in r.lines()]
         out.append(f"samples: {self.n_weak} weak (class name), {self.n_full} full (sentence)")
+        if self.held_out:
+            out.append(
+                f"{self.held_out} chip(s) left out: they touch the real-imagery hold-out "
+                "(the east strip that `saymap scorecard` scores)"
+            )
         return out
 
 
 class LayerDataset:
-    """Samples cut from rasters around labelled features; pixels read on demand."""
+    """Samples cut from rasters around labelled features; pixels read on demand.
 
-    def __init__(self, specs: list[RasterSpec], records: list[ChipRecord], report) -> None:
+    The specs are on the working grid (`gsd_m`), so chips show objects at the size the
+    model sees at inference. With `scale_jitter` j > 0 each read takes a window 1/(1+j) to
+    1+j times the chip's side around the same centre and resamples it to the chip size.
+    """
+
+    def __init__(
+        self,
+        specs: list[RasterSpec],
+        records: list[ChipRecord],
+        report,
+        scale_jitter: float = 0.0,
+    ) -> None:
         self.specs = specs
         self.records = records
         self.report = report
+        self.scale_jitter = scale_jitter
 
     def __len__(self) -> int:
         return len(self.records)
@@ -81,12 +103,18 @@ class LayerDataset:
     def __getitem__(self, index: int) -> Sample:
         r = self.records[index]
         spec, window = self.window_of(index)
+        side = _jittered_side(r.size, self.scale_jitter)
+        if side != r.size:
+            shift = (side - r.size) // 2
+            window = Window(r.col - shift, r.row - shift, side, side)
         with WindowReader(spec) as reader:
             pixels, _valid = reader.read(window)
+        if side != r.size:
+            pixels = _resize(pixels, r.size)
         mask = rasterize(
             [(g, 1) for g in r.geometries if not g.is_empty],
             out_shape=(r.size, r.size),
-            transform=window_transform(window, spec.transform),
+            transform=window_transform(window, spec.transform) @ Affine.scale(side / r.size),
             fill=0,
             dtype="uint8",
         )
@@ -100,6 +128,59 @@ class LayerDataset:
             sample_id=r.sample_id,
             source="layer",
         )
+
+
+def _jittered_side(size: int, jitter: float) -> int:
+    """A chip side drawn log-uniformly in [size / (1 + jitter), size * (1 + jitter)]."""
+    if jitter <= 0:
+        return size
+    bound = math.log1p(jitter)
+    return max(8, round(size * math.exp(np.random.default_rng().uniform(-bound, bound))))
+
+
+def _resize(pixels: np.ndarray, size: int) -> np.ndarray:
+    """(3, h, w) uint8 → (3, size, size): area-averaged when shrinking, bilinear otherwise."""
+    import torch
+    import torch.nn.functional as F
+
+    tensor = torch.from_numpy(pixels).float()[None]
+    shrink = pixels.shape[-1] > size
+    out = F.interpolate(
+        tensor,
+        size=(size, size),
+        mode="area" if shrink else "bilinear",
+        align_corners=None if shrink else False,
+    )
+    return out[0].round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+def group_expression(class_name: str) -> str:
+    """The words a group sample is trained with, and that a bare class name runs as."""
+    return GROUP_TEMPLATE.format(plural=plural(class_name))
+
+
+def _outside_holdouts(
+    records: list[ChipRecord], specs: list[RasterSpec], margin: float
+) -> tuple[list[ChipRecord], int]:
+    """Drop chips that touch the kept-back strip of a shared real raster (holdouts.py);
+    `margin` (a share of the chip side) covers what scale jitter reads around a chip."""
+    from saymap.training.holdouts import holdout_columns
+
+    strips = {}
+    for i, spec in enumerate(specs):
+        native = spec.native
+        width = native.width if native else spec.width
+        first = holdout_columns(spec.path, width)
+        if first is not None:
+            transform = native.transform if native else spec.transform
+            # the strip in this spec's pixel columns (north-up rasters)
+            strips[i] = (~spec.transform @ (transform @ (first, 0)))[0]
+    kept = []
+    for r in records:
+        if r.raster in strips and r.col + r.size * (1 + margin) > strips[r.raster]:
+            continue
+        kept.append(r)
+    return kept, len(records) - len(kept)
 
 
 def _weak_records(
@@ -143,7 +224,7 @@ def _weak_records(
                             row,
                             size,
                             geoms,
-                            cls,
+                            group_expression(cls),
                             "weak",
                             "group",
                             cls,
@@ -169,6 +250,9 @@ def build_layer_dataset(
     group: bool = False,
     layer: str | None = None,
     sentences_from_geometry: bool = False,
+    gsd_m: float | None = None,
+    scale_jitter: float = 0.0,
+    exclude_holdouts: bool = True,
 ) -> LayerDataset:
     """Check labels against the rasters and list the samples (reads no pixels)."""
     if chip_size % 32 or chip_size < 32:
@@ -176,7 +260,11 @@ def build_layer_dataset(
     if not sources:
         raise DatasetError("name at least one raster")
     raw = read_layer(labels, layer)
-    specs = [open_raster(s.path, bands=s.bands, assume_crs=s.assume_crs) for s in sources]
+    gsd = "native" if gsd_m is None else gsd_m  # chips on the grid the model segments on
+    specs = [
+        working_spec(open_raster(s.path, bands=s.bands, assume_crs=s.assume_crs), gsd, None)[0]
+        for s in sources
+    ]
     report = DatasetReport()
     per_raster: list[list[LabelFeature]] = []
     for spec in specs:
@@ -230,11 +318,13 @@ def build_layer_dataset(
         records += sentence_records(rows, path.name, *common)
     if sentences:
         records += sentence_records(rows_from_dicts(sentences), "sentence", *common, unit="item")
+    if exclude_holdouts:  # False only to inspect the labels themselves, never to train
+        records, report.held_out = _outside_holdouts(records, specs, margin=scale_jitter)
     report.n_weak = sum(r.kind == "weak" for r in records)
     report.n_full = sum(r.kind == "full" for r in records)
     for rep in report.labels:
         rep.n_sentences = report.n_full
-    return LayerDataset(specs, records, report)
+    return LayerDataset(specs, records, report, scale_jitter)
 
 
 class LayerSubset(Subset):

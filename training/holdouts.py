@@ -129,9 +129,9 @@ def is_dubai_holdout(path: str | os.PathLike[str]) -> bool:
     return DUBAI_HOLDOUT_TILE in Path(path).parts
 
 
-def dubai_images(root: Path, *, holdout: bool) -> list[tuple[Path, Path]]:
-    """(image, mask) pairs of dubai_landcover: the hold-out tile, or every other tile."""
-    base = root / "dubai_landcover"
+def dubai_images(base: Path, *, holdout: bool) -> list[tuple[Path, Path]]:
+    """(image, mask) pairs of the dubai_landcover folder `base`: the hold-out tile, or every
+    other tile."""
     pairs = []
     for tile in sorted(p for p in base.glob("tile_*") if p.is_dir()):
         if (tile.name == DUBAI_HOLDOUT_TILE) != holdout:

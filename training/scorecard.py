@@ -207,7 +207,7 @@ def score_dubai(
 ) -> list[Row]:
     """The kept-back Dubai tile: whole images, segmented at native resolution (no CRS)."""
     rows = []
-    for image, mask in dubai_images(root, holdout=True):
+    for image, mask in dubai_images(root / "dubai_landcover", holdout=True):
         out = work / f"dubai_{image.parent.parent.name}_{image.stem}.gpkg"
         started = time.perf_counter()
         segment_raster(

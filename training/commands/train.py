@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from saymap.training.data_sources import build_datasets
+    from saymap.training.data_sources import build_datasets, inherit_working_resolution
     from saymap.training.recipe import load_recipe
     from saymap.training.trainer import TrainEvent, train
 
@@ -48,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
     if args.device:
         recipe.run.device = args.device
     recipe.__post_init__()  # re-check what the flags changed
+    inherit_working_resolution(recipe)
     train_set, val_set = build_datasets(recipe.data)
 
     bar = tqdm(total=None, unit="step", file=sys.stderr, dynamic_ncols=True)
