@@ -30,7 +30,7 @@ DEFAULT_SYNONYMS: dict[str, tuple[str, ...]] = {
     "ship": ("boat", "boats", "vessel", "vessels"),
     "water": ("water body", "water bodies", "river", "lake", "sea"),
 }
-IRREGULAR_PLURALS = {"water": "water bodies", "aircraft": "aircraft"}
+IRREGULAR_PLURALS = {"water": "water bodies", "aircraft": "aircraft", "vegetation": "vegetation"}
 GROUP_TEMPLATE = "all {plural}"  # the synthetic generator's group wording ("all buildings")
 _LEADING = re.compile(r"^(?:(?:all|every|each|the|of|any)\s+)+")
 _WORD = re.compile(r"^[a-z][a-z -]*$")

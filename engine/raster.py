@@ -23,7 +23,6 @@ from rasterio.crs import CRS
 from rasterio.enums import ColorInterp, Resampling
 from rasterio.errors import CRSError as RasterioCRSError
 from rasterio.errors import RasterioIOError
-from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from saymap.engine.errors import BandError, CRSError, RasterReadError
@@ -271,35 +270,41 @@ class WindowReader:
         self.spec = spec
         self._unique = sorted(set(spec.bands))
         self._order = [self._unique.index(b) for b in spec.bands]
-        self._file: rasterio.io.DatasetReader | None = None
-        self._dataset: rasterio.io.DatasetReader | WarpedVRT | None = None
+        self._dataset: rasterio.io.DatasetReader | None = None
 
     def __enter__(self) -> WindowReader:
-        self._file = _open(self.spec.path)
-        self._dataset = self._file if self.spec.native is None else self._resampled(self._file)
+        self._dataset = _open(self.spec.path)
         return self
 
-    def _resampled(self, dataset: rasterio.io.DatasetReader) -> WarpedVRT:
-        """The file seen on the spec's working grid: averaged when shrinking (every native
-        pixel counts, as a coarser sensor would see it), bilinear when enlarging."""
-        spec = self.spec
-        shrinking = spec.native is not None and spec.native.scale > 1
-        return WarpedVRT(
-            dataset,
-            src_crs=spec.crs,
-            crs=spec.crs,
-            transform=spec.transform,
-            width=spec.width,
-            height=spec.height,
-            resampling=Resampling.average if shrinking else Resampling.bilinear,
-        )
-
     def __exit__(self, *exc: object) -> None:
-        if self._dataset is not None and self._dataset is not self._file:
+        if self._dataset is not None:
             self._dataset.close()
-        if self._file is not None:
-            self._file.close()
-        self._dataset = self._file = None
+            self._dataset = None
+
+    def _read_raw(self, inside: Window) -> tuple[np.ndarray, np.ndarray | None]:
+        """Raw values of a window of the spec's grid, resampled from the file's own grid
+        when the spec is a working grid: GDAL reads the (fractional) native window straight
+        into the working shape, averaging when shrinking (every native pixel counts, as a
+        coarser sensor would see it) and bilinear when enlarging."""
+        spec, dataset = self.spec, self._dataset
+        assert dataset is not None
+        if spec.native is None:
+            raw = dataset.read(self._unique, window=inside)[self._order]
+            alpha = dataset.read(spec.alpha_band, window=inside) if spec.alpha_band else None
+            return raw, alpha
+        s = spec.native.scale
+        native = Window(inside.col_off * s, inside.row_off * s, inside.width * s, inside.height * s)
+        shape = (int(inside.height), int(inside.width))
+        how = Resampling.average if s > 1 else Resampling.bilinear
+        raw = dataset.read(
+            self._unique, window=native, out_shape=(len(self._unique), *shape), resampling=how
+        )[self._order]
+        alpha = (
+            dataset.read(spec.alpha_band, window=native, out_shape=shape, resampling=how)
+            if spec.alpha_band
+            else None
+        )
+        return raw, alpha
 
     def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
         """A window (may overhang the raster) → ((3, h, w) uint8, (h, w) bool valid)."""
@@ -314,8 +319,7 @@ class WindowReader:
             return np.zeros((3, height, width), np.uint8), np.zeros((height, width), bool)
         inside = Window(c0, r0, c1 - c0, r1 - r0)
         try:
-            raw = self._dataset.read(self._unique, window=inside)[self._order]
-            alpha = self._dataset.read(spec.alpha_band, window=inside) if spec.alpha_band else None
+            raw, alpha = self._read_raw(inside)
         except RasterioIOError as exc:
             raise RasterReadError(
                 f"cannot read rows {r0}-{r1}, columns {c0}-{c1} of {spec.path}: {exc}"

@@ -186,8 +186,10 @@ def at_working_resolution(spec: RasterSpec, resolution: WorkingResolution) -> Ra
     if spec.native is not None:
         raise OptionError("a raster spec is already on a working grid; resample the native one")
     scale = resolution.scale
-    width = max(1, math.ceil(spec.width / scale))
-    height = max(1, math.ceil(spec.height / scale))
+    # Whole working pixels only: a last partial one (under one working pixel) is left out,
+    # so every working window maps to a native window inside the file.
+    width = max(1, math.floor(spec.width / scale))
+    height = max(1, math.floor(spec.height / scale))
     return dataclasses.replace(
         spec,
         width=width,

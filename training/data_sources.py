@@ -3,13 +3,14 @@ datasets."""
 
 from __future__ import annotations
 
+import bisect
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 from saymap.engine.errors import DatasetError
 from saymap.training.recipe import DataSection, Recipe
-from saymap.training.samples import Sample, SampleDataset, Subset
+from saymap.training.samples import Sample, SampleDataset, SampleMeta, Subset, sample_meta
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +30,19 @@ class ConcatDataset:
     def __len__(self) -> int:
         return self.total
 
-    def __getitem__(self, index: int) -> Sample:
+    def _locate(self, index: int) -> tuple[int, int]:
         if not 0 <= index < self.total:
             raise IndexError(index)
-        k = max(i for i, off in enumerate(self.offsets) if off <= index)
-        return self.parts[k][index - self.offsets[k]]
+        k = bisect.bisect_right(self.offsets, index) - 1
+        return k, index - self.offsets[k]
+
+    def __getitem__(self, index: int) -> Sample:
+        k, i = self._locate(index)
+        return self.parts[k][i]
+
+    def meta(self, index: int) -> SampleMeta:
+        k, i = self._locate(index)
+        return sample_meta(self.parts[k], i)
 
 
 def _evenly(dataset: SampleDataset, limit: int | None) -> SampleDataset:
@@ -188,6 +197,10 @@ def build_datasets(data: DataSection) -> tuple[SampleDataset, SampleDataset | No
         train.append(part_train)
         if part_val is not None:
             val.append(part_val)
+    if data.dubai:
+        from saymap.training.dubai import DubaiDataset
+
+        train.append(DubaiDataset(Path(data.dubai), data.chip_size))
     if data.refsegrs:
         from saymap.training.formats import load_refsegrs
 

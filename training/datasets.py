@@ -33,7 +33,7 @@ from saymap.engine.raster import RasterSpec, WindowReader, open_raster
 from saymap.engine.resolution import working_spec
 from saymap.training.chips import ChipFolderDataset, ChipRecord, centred_window, grid, write_chips
 from saymap.training.labels import LabelFeature, LabelReport, prepare_features, read_layer
-from saymap.training.samples import Sample, Subset
+from saymap.training.samples import Sample, SampleMeta, Subset
 from saymap.training.sentences import read_sentences, rows_from_dicts, sentence_records
 
 __all__ = [
@@ -95,6 +95,10 @@ class LayerDataset:
 
     def __len__(self) -> int:
         return len(self.records)
+
+    def meta(self, index: int) -> SampleMeta:
+        r = self.records[index]
+        return SampleMeta(r.kind, r.class_name, r.sample_id, "layer")
 
     def window_of(self, index: int) -> tuple[RasterSpec, Window]:
         r = self.records[index]

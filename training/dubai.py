@@ -18,7 +18,7 @@ from saymap.engine.errors import DatasetError
 from saymap.training.chips import grid
 from saymap.training.datasets import group_expression
 from saymap.training.holdouts import dubai_images
-from saymap.training.samples import Sample
+from saymap.training.samples import Sample, SampleMeta
 
 # Mask RGB per class, read from the pixels (mask_colours_DERIVED.json in the source).
 CLASS_COLOURS = {
@@ -80,6 +80,14 @@ class DubaiDataset:
     def __len__(self) -> int:
         return len(self.records)
 
+    def _sample_id(self, r: _Record) -> str:
+        image = self.pairs[r.pair][0]
+        return f"dubai/{image.parent.parent.name}/{image.stem}/r{r.row}c{r.col}/{r.class_name}"
+
+    def meta(self, index: int) -> SampleMeta:
+        r = self.records[index]
+        return SampleMeta("weak", r.class_name, self._sample_id(r), "dubai")
+
     def __getitem__(self, index: int) -> Sample:
         r = self.records[index]
         image_path, mask_path = self.pairs[r.pair]
@@ -93,7 +101,6 @@ class DubaiDataset:
             kind="weak",
             expression_type="group",
             class_name=r.class_name,
-            sample_id=f"dubai/{image_path.parent.parent.name}/{image_path.stem}/r{r.row}c{r.col}/"
-            f"{r.class_name}",
+            sample_id=self._sample_id(r),
             source="dubai",
         )

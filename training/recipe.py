@@ -41,6 +41,9 @@ class DataSection:
     # rasters' own resolution (and, when fine-tuning, the base model's gsd_m).
     gsd_m: float | None = None
     scale_jitter: float = 0.0  # chips read 1/(1+j)..(1+j) times their side, resized back
+    augment: bool = False  # photometric augmentation of real chips (training/augment.py)
+    real_share_per_batch: float | None = None  # at least this share of each batch is real
+    dubai: str | None = None  # the dubai_landcover folder (its held-out tile is skipped)
     full_ratio: float = 1.0  # share of targets that keep their full expression (WREL)
     max_train_samples: int | None = None
     max_val_samples: int | None = 200

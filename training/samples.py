@@ -72,6 +72,26 @@ class SampleList:
         return self._samples[index]
 
 
+@dataclass(frozen=True)
+class SampleMeta:
+    """What WREL's pools need of a sample, without reading its pixels."""
+
+    kind: str
+    class_name: str
+    sample_id: str
+    source: str
+
+
+def sample_meta(dataset: SampleDataset, index: int) -> SampleMeta:
+    """A sample's metadata: from the dataset's own `meta` where it has one (no pixels read),
+    else from the sample itself."""
+    meta = getattr(dataset, "meta", None)
+    if meta is not None:
+        return meta(index)
+    s = dataset[index]
+    return SampleMeta(s.kind, s.class_name, s.sample_id, s.source)
+
+
 class Subset:
     """The samples of `dataset` at `indices`, in that order (splits, even thinning)."""
 
@@ -83,6 +103,9 @@ class Subset:
 
     def __getitem__(self, index: int) -> Sample:
         return self.dataset[self.indices[index]]
+
+    def meta(self, index: int) -> SampleMeta:
+        return sample_meta(self.dataset, self.indices[index])
 
 
 def binary_mask(mask: np.ndarray) -> np.ndarray:

@@ -19,10 +19,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors.torch import save_file
 
@@ -31,6 +32,7 @@ from saymap.engine.heap import keep_heap
 from saymap.engine.model import SaymapConfig, SaymapModel, load_model, save_model
 from saymap.engine.model.outputs import SegmentationOutput, TextFeatures
 from saymap.engine.model.reference_bank import ReferenceBank, attach_class_bank
+from saymap.training.augment import PhotometricAugment
 from saymap.training.batching import TextCache, autocast, banked_text, to_tensors, validate
 from saymap.training.distributed import average_gradients, barrier, init_distributed, wrap_model
 from saymap.training.dmols import DualModalObjectLearning
@@ -39,7 +41,14 @@ from saymap.training.pretrained import load_pretrained_backbone
 from saymap.training.recipe import Recipe, RecipeError, recipe_changes
 from saymap.training.samples import SampleDataset
 from saymap.training.train_state import load_state, save_state
-from saymap.training.wrel import Pools, draw_batch, ema_momentum, ema_update, split_pools
+from saymap.training.wrel import (
+    Pools,
+    draw_batch,
+    draw_mixed_batch,
+    ema_momentum,
+    ema_update,
+    split_pools,
+)
 
 log = logging.getLogger(__name__)
 CLASS_BANK_FILE = "class_bank.safetensors"
@@ -129,6 +138,8 @@ class Trainer:
         self.model = self._build_model().to(self.device)
         self.forward_model = wrap_model(self.model, self.dist, self.device)
         self.pools = split_pools(train_set, recipe.data.full_ratio, recipe.run.seed)
+        self.augment = PhotometricAugment()
+        self.rng = np.random.default_rng(recipe.run.seed)  # augmentation draws only
         self.stages = self._plan()
         self.total = sum(steps for _, steps in self.stages)
         self.text = TextCache(self.model)
@@ -239,6 +250,18 @@ class Trainer:
         elif stage == "bank":
             pools = Pools([], pools.weak, pools.classes, pools.weak_class)
         share = r.wrel.full_share_per_batch if stage in ("supervised", "mix") else None
+        if r.data.real_share_per_batch and self.pools.real:
+            return draw_mixed_batch(
+                pools,
+                self.pools.real,
+                r.data.real_share_per_batch,
+                r.optim.batch_size,
+                share,
+                r.run.seed,
+                stage_index,
+                step,
+                self.dist.rank,
+            )
         return draw_batch(
             pools, r.optim.batch_size, share, r.run.seed, stage_index, step, self.dist.rank
         )
@@ -246,6 +269,11 @@ class Trainer:
     def _loss(self, picks: list[tuple[int, bool]], stage: str) -> torch.Tensor:
         """One forward over the whole batch (full and weak samples together)."""
         samples = [self.train_set[self.pools.weak[j] if weak else j] for j, weak in picks]
+        if self.recipe.data.augment:  # real chips only: synthetic scenes vary by design
+            samples = [
+                s if s.source == "synthetic" else replace(s, image=self.augment(s.image, self.rng))
+                for s in samples
+            ]
         pixels, masks = to_tensors(samples, self.recipe.data.chip_size, self.device)
         weak_rows = [k for k, (_, weak) in enumerate(picks) if weak]
         text = self.text([s.expression for s in samples])

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from saymap.training.samples import Sample, SampleDataset
+from saymap.training.samples import SampleDataset, sample_meta
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,7 @@ class Pools:
     weak: list[int]
     classes: list[str]  # sorted class names of the weak samples (class-level bank order)
     weak_class: list[int]  # class index of each weak sample, aligned with `weak`
+    real: frozenset[int] = frozenset()  # dataset indices of real (not synthetic) samples
 
 
 def _keep_full(sample_id: str, ratio: float, seed: int) -> bool:
@@ -31,9 +32,11 @@ def _keep_full(sample_id: str, ratio: float, seed: int) -> bool:
 
 def split_pools(dataset: SampleDataset, full_ratio: float, seed: int) -> Pools:
     """Keep `full_ratio` of the full expressions (the WREL setting); every weak one stays."""
-    full, weak, weak_names = [], [], []
+    full, weak, weak_names, real = [], [], [], []
     for i in range(len(dataset)):
-        sample: Sample = dataset[i]
+        sample = sample_meta(dataset, i)  # no pixels read
+        if sample.source != "synthetic":
+            real.append(i)
         if sample.kind == "full":
             if full_ratio >= 1.0 or _keep_full(sample.sample_id, full_ratio, seed):
                 full.append(i)
@@ -42,7 +45,7 @@ def split_pools(dataset: SampleDataset, full_ratio: float, seed: int) -> Pools:
             weak_names.append(sample.class_name)
     classes = sorted(set(weak_names))
     index = {c: k for k, c in enumerate(classes)}
-    return Pools(full, weak, classes, [index[c] for c in weak_names])
+    return Pools(full, weak, classes, [index[c] for c in weak_names], frozenset(real))
 
 
 def draw_batch(
@@ -75,6 +78,46 @@ def draw_batch(
     if n_weak:
         picks += [(int(j), True) for j in rng.integers(0, len(pools.weak), n_weak)]
     return picks  # weak entries hold the position in pools.weak, not the dataset index
+
+
+def draw_mixed_batch(
+    pools: Pools,
+    real: frozenset[int],
+    real_share: float,
+    batch: int,
+    full_share: float | None,
+    seed: int,
+    stage: int,
+    step: int,
+    rank: int = 0,
+) -> list[tuple[int, bool]]:
+    """Like draw_batch, but at least `real_share` of the batch comes from real samples (the
+    rest from synthetic ones), so real imagery never drowns in the larger synthetic set.
+    A side with no sample in this stage's pools gives its places to the other."""
+    sides = []
+    for is_real in (True, False):
+        full = [i for i in pools.full if (i in real) == is_real]
+        positions = [j for j, i in enumerate(pools.weak) if (i in real) == is_real]
+        sub = Pools(
+            full,
+            [pools.weak[j] for j in positions],
+            pools.classes,
+            [pools.weak_class[j] for j in positions] if pools.weak_class else [],
+        )
+        sides.append((sub, positions))
+    n_real = int(np.ceil(batch * real_share))
+    counts = [n_real, batch - n_real]
+    for k in (0, 1):
+        if not sides[k][0].full and not sides[k][0].weak:
+            counts[1 - k] += counts[k]
+            counts[k] = 0
+    picks: list[tuple[int, bool]] = []
+    for part, ((sub, positions), n) in enumerate(zip(sides, counts, strict=True)):
+        if n == 0:
+            continue
+        drawn = draw_batch(sub, n, full_share, seed, 1000 * (part + 1) + stage, step, rank)
+        picks += [(positions[j], True) if weak else (j, False) for j, weak in drawn]
+    return picks
 
 
 def ema_momentum(epoch: float) -> float:

@@ -32,7 +32,7 @@ import rasterio
 from rasterio.transform import from_origin
 
 from saymap.engine.errors import DatasetError, OutputError
-from saymap.training.samples import Sample
+from saymap.training.samples import Sample, SampleMeta
 from saymap.training.synthetic.scene import Scene, generate_scene
 
 log = logging.getLogger(__name__)
@@ -237,6 +237,10 @@ class SyntheticDataset:
                 instances = src.read(1)
             self._cached = (scene_id, np.ascontiguousarray(image), instances)
         return self._cached[1], self._cached[2]
+
+    def meta(self, index: int) -> SampleMeta:
+        r = self.records[index]
+        return SampleMeta(r["kind"], r["class"], f"{r['scene_id']}:{r['line']}", "synthetic")
 
     def __getitem__(self, index: int) -> Sample:
         r = self.records[index]
