@@ -121,7 +121,8 @@ def interpret_prompt(prompt: str, vocabulary: Vocabulary) -> Interpretation:
     name = vocabulary.match(prompt)
     if name is not None:
         return Interpretation(prompt, vocabulary.group_expression(name), name)
-    if vocabulary.classes and is_bare_noun(prompt):
+    known_word = any(singular(w) in vocabulary.lookup for w in _key(prompt).split())
+    if vocabulary.classes and is_bare_noun(prompt) and not known_word:
         warning = (
             f"{prompt!r} is not a class this model was trained on "
             f"({', '.join(vocabulary.classes)}); it runs as a sentence and may find nothing"

@@ -155,9 +155,19 @@ def choose_resolution(
     if 1.0 / NATIVE_TOLERANCE <= scale <= NATIVE_TOLERANCE:
         note = f"native {native:.3g} m is within 10 % of {target:g} m: segmented as is"
         return WorkingResolution(native, native, 1.0, note, warning)
+    scale = _snap(scale)
+    working = native * scale
     how = "averaged down" if scale > 1 else "interpolated up"
-    note = f"read at {target:g} m per pixel (native {native:.3g} m, {how} {scale:.3g}x)"
-    return WorkingResolution(native, target, scale, note, warning)
+    note = f"read at {working:.3g} m per pixel (native {native:.3g} m, {how} {scale:.3g}x)"
+    return WorkingResolution(native, working, scale, note, warning)
+
+
+def _snap(scale: float) -> float:
+    """A factor within 1 % of a whole number (or of its inverse) becomes it: 0.075 m read at
+    0.3 m is 4x exactly, so each working pixel averages whole native pixels and two rasters
+    of one scene at 0.075 and 0.3 m land on the same grid."""
+    whole = round(scale) if scale >= 1 else 1.0 / round(1.0 / scale)
+    return whole if abs(whole - scale) <= 0.01 * scale else scale
 
 
 def _range_warning(

@@ -185,6 +185,8 @@ class SegmentRunner(QObject):
             return
         count = (job.result or {}).get("n_features", layer.featureCount())
         self._message(f"“{layer.name()}”: {count} features in {job.output}", Qgis.Success)
+        for warning in (job.result or {}).get("warnings") or ():  # e.g. an unknown class name
+            self._message(str(warning), Qgis.Warning)
         self.layer_added.emit(layer)
 
     def _failed(self, message: str) -> None:

@@ -360,3 +360,17 @@ def test_unload_during_a_run_cancels_it_quietly(
     qtbot.waitUntil(lambda: QgsApplication.taskManager().countActiveTasks() == 0, timeout=60_000)
     qtbot.wait(300)  # let the task's finished() run
     assert list(project.mapLayers()) == [raster.id()]
+
+
+def test_unknown_class_name_warns_in_the_message_bar(
+    plugin, iface: IfaceStandIn, engine: EngineProcess, settings_for, real_data, tmp_path, qtbot
+) -> None:
+    """A bare noun the model was not trained on still runs, and the bar names the classes."""
+    project = QgsProject.instance()
+    settings_for(data_dir=str(engine.data_dir), output_dir=str(tmp_path / "out"))
+    raster = add_raster(project, real_data / HRO, "hro")
+    type_and_run(qtbot, plugin, raster, "silo")
+    text = iface.bar.currentItem().text()
+    assert "'silo' is not a class" in text
+    assert all(name in text for name in TEST_CLASSES)
+    assert "HTTP" not in text and "--" not in text
