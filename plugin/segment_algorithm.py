@@ -44,6 +44,7 @@ class SegmentByTextAlgorithm(QgsProcessingAlgorithm):
     EXTENT = "EXTENT"
     TILE = "TILE"
     THRESHOLD = "THRESHOLD"
+    GSD = "GSD"
     OVERWRITE = "OVERWRITE"
     OUTPUT = "OUTPUT"
     FEATURES = "FEATURES"
@@ -92,6 +93,14 @@ class SegmentByTextAlgorithm(QgsProcessingAlgorithm):
                 maxValue=0.99,
             )
         )
+        gsd = QgsProcessingParameterString(
+            self.GSD, "Working resolution: auto, native, or metres per pixel", defaultValue="auto"
+        )
+        gsd.setHelp(
+            "auto reads the raster at the ground resolution the model was trained at (its "
+            "model card), which is what it recognises objects at; native keeps the raster's own."
+        )
+        self.addParameter(gsd)
         self.addParameter(
             QgsProcessingParameterBoolean(
                 self.OVERWRITE, "Replace the output file if it exists", defaultValue=False
@@ -143,6 +152,7 @@ class SegmentByTextAlgorithm(QgsProcessingAlgorithm):
                 overlap=settings.overlap or None,
                 threshold=self.parameterAsDouble(parameters, self.THRESHOLD, context),
                 aoi=aoi,
+                gsd=parse_gsd(self.parameterAsString(parameters, self.GSD, context)),
             )
             feedback.pushInfo("Connecting to the SayMap engine")
             endpoint = ensure_engine(settings, feedback.isCanceled)
@@ -155,6 +165,8 @@ class SegmentByTextAlgorithm(QgsProcessingAlgorithm):
             )
         except SayMapPluginError as exc:
             raise QgsProcessingException(str(exc)) from exc
+        for warning in (job.result or {}).get("warnings") or ():
+            feedback.reportError(str(warning), fatalError=False)
         n_features = (job.result or {}).get("n_features")
         feedback.pushInfo(f"{n_features} features written to {job.output or output}")
         if context.project() is not None:
@@ -165,6 +177,19 @@ class SegmentByTextAlgorithm(QgsProcessingAlgorithm):
             details.setPostProcessor(self._styler)
             context.addLayerToLoadOnCompletion(job.output or output, details)
         return {self.OUTPUT: job.output or output, self.FEATURES: n_features}
+
+
+def parse_gsd(text: str) -> str | float:
+    """'auto', 'native' or metres per pixel ('0.3', '0.3 m'); the engine refuses the rest."""
+    value = (text or "auto").strip().lower().removesuffix("m").strip()
+    if value in ("auto", "native"):
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise QgsProcessingException(
+            f"Working resolution must be auto, native or metres per pixel (e.g. 0.3), not {text!r}."
+        ) from None
 
 
 class StyleResult(QgsProcessingLayerPostProcessorInterface):

@@ -143,3 +143,21 @@ def test_processing_starts_an_engine_when_none_runs(
 
     stop_started_engines()
     assert not (data_dir / "engine.json").exists()
+
+
+def test_processing_working_resolution_field(
+    processing_ready, plugin, engine: EngineProcess, settings_for, real_data: Path, tmp_path
+) -> None:
+    """GSD reaches the engine: metres run, a word that is not auto/native is refused."""
+    settings_for(data_dir=str(engine.data_dir))
+    params = {"INPUT": str(real_data / HRO), "PROMPTS": "car", "TILE": 0, "THRESHOLD": 0.5}
+    output = tmp_path / "coarse.gpkg"
+    result = processing_ready.run(
+        "saymap:segmentbytext", {**params, "GSD": "0.6 m", "OUTPUT": str(output)}
+    )
+    assert Path(result["OUTPUT"]) == output and output.is_file()
+    with pytest.raises(QgsProcessingException, match="auto, native or metres"):
+        processing_ready.run(
+            "saymap:segmentbytext", {**params, "GSD": "fine", "OUTPUT": str(tmp_path / "x.gpkg")}
+        )
+    assert not (tmp_path / "x.gpkg").exists()
