@@ -323,3 +323,29 @@ def write_scorecard(card: dict[str, Any], json_path: Path, markdown_path: Path |
     json_path.write_text(json.dumps(card, indent=2) + "\n")
     if markdown_path is not None:
         markdown_path.write_text(markdown_table(card))
+
+
+BENCHMARKS_SECTION = "## Real imagery"
+
+
+def benchmarks_section(card: dict[str, Any], command: str, machine: str, commit: str) -> str:
+    """The "Real imagery" section of BENCHMARKS.md: the scorecard of the model it names."""
+    return (
+        f"{BENCHMARKS_SECTION}\n\n"
+        "`saymap scorecard` runs the whole pipeline (working resolution, tiles, blend, "
+        "polygons) on the real hold-outs that training never touches (the east 25 % of every "
+        "labelled raster in ../shared/data/real, and dubai_landcover's tile_7), with each "
+        "class name as the prompt, and scores the polygons rasterised against the labels.\n\n"
+        f"Model `{card['model']}` ({card['checkpoint']}), commit {commit}, on {machine}; "
+        f"{card['seconds']:.0f} s. Command: `{command}`.\n\n" + markdown_table(card)
+    )
+
+
+def replace_section(text: str, section: str, heading: str = BENCHMARKS_SECTION) -> str:
+    """`text` with the section under `heading` (up to the next "## ") replaced or appended."""
+    start = text.find(heading + "\n")
+    if start < 0:
+        return text.rstrip() + "\n\n" + section.rstrip() + "\n"
+    end = text.find("\n## ", start + len(heading))
+    tail = text[end:] if end >= 0 else "\n"
+    return text[:start] + section.rstrip() + "\n" + tail

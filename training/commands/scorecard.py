@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -35,6 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     parser.add_argument("--out", type=Path, required=True, help="the JSON to write")
     parser.add_argument("--markdown", type=Path, help="also write the table here")
+    parser.add_argument(
+        "--benchmarks", type=Path, help="also put the table in this BENCHMARKS.md (Real imagery)"
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     parser.set_defaults(func=run)
 
@@ -67,4 +71,31 @@ def run(args: argparse.Namespace) -> int:
     )
     write_scorecard(card, args.out, args.markdown)
     sys.stdout.write(markdown_table(card))
+    if args.benchmarks is not None:
+        _write_benchmarks(card, args.benchmarks)
     return 0
+
+
+def _write_benchmarks(card: dict, path: Path) -> None:
+    import platform
+    import subprocess
+
+    from saymap.training.scorecard import benchmarks_section, replace_section
+
+    commit = (
+        subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+        or "unknown"
+    )
+    cpu = platform.processor() or "CPU"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        names = [x.split(":", 1)[1].strip() for x in cpuinfo.read_text().splitlines()
+                 if x.startswith("model name")]  # fmt: skip
+        cpu = names[0] if names else cpu
+    machine = f"{platform.machine()}, {os.cpu_count()} cores ({cpu})"
+    command = "saymap " + " ".join(sys.argv[1:])
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    path.write_text(replace_section(text, benchmarks_section(card, command, machine, commit)))
+    log.info("updated %s", path)
