@@ -26,7 +26,7 @@ $(QGIS_STAMP): scripts/setup_qgis.sh
 setup-qgis: $(QGIS_STAMP)
 
 demo: setup
-	$(PY) scripts/demo.py $(if $(IMAGE),--image "$(IMAGE)") $(if $(PROMPT),--prompt "$(PROMPT)")
+	$(PY) scripts/demo.py $(if $(IMAGE),--image "$(IMAGE)") $(if $(PROMPT),--prompt "$(PROMPT)") $(if $(SCENE),--scene "$(SCENE)")
 
 lint: setup
 	$(VENV)/bin/ruff check .
