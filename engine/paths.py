@@ -10,6 +10,7 @@ import platformdirs
 from saymap.engine.errors import ReservedPathError
 
 SHIPPED_MODELS = Path(__file__).resolve().parent / "models"
+EXPORTS_DIR = "exports"  # where the plugin writes rasters for the engine (see below)
 
 
 def data_dir() -> Path:
@@ -30,17 +31,27 @@ def _data_dir_path() -> Path:
 def check_outside_data_dir(path: str | os.PathLike[str], label: str) -> None:
     """ReservedPathError when `path` lies in the engine's data folder: a raster "read" there
     can be its job database (GDAL's SQLite driver deletes the -wal file, and the engine's
-    history with it), an output written there can replace its token or a model."""
+    history with it), an output written there can replace its token or a model.
+
+    Its `exports/` folder is the one exception: the plugin writes the rasters it hands the
+    engine there (a virtual or web layer exported to a GeoTIFF)."""
     folder = os.path.normcase(os.path.realpath(_data_dir_path()))
+    exports = os.path.join(folder, EXPORTS_DIR)
     try:
         target = os.path.normcase(os.path.realpath(path))
     except (OSError, ValueError):
         return  # not a usable path: the caller's own checks say why
-    if target == folder or target.startswith(folder.rstrip(os.sep) + os.sep):
+    if _within(target, exports):
+        return
+    if _within(target, folder):
         raise ReservedPathError(
             f"the {label} {os.fspath(path)} is inside the engine's data folder {folder}, which "
             "holds its job database, token and models; use a file outside it"
         )
+
+
+def _within(target: str, folder: str) -> bool:
+    return target == folder or target.startswith(folder.rstrip(os.sep) + os.sep)
 
 
 def user_models_dir() -> Path:

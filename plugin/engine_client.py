@@ -156,6 +156,7 @@ class SegmentRequest:
     bands: tuple[int, ...] | None = None
     aoi: Aoi | None = None
     assume_crs: str | None = None
+    gsd: str | float = "auto"  # working resolution: auto (the model's), native, or metres
 
     def to_json(self) -> dict[str, Any]:
         body = asdict(self)
@@ -326,6 +327,12 @@ class EngineClient:
         return [JobInfo.from_json(j) for j in self._call("GET", "/v1/jobs").get("jobs", [])]
 
     def cancel(self, job_id: str) -> JobInfo:
+        try:
+            return JobInfo.from_json(self._call("POST", f"/v1/jobs/{job_id}/cancel"))
+        except EngineRequestError as exc:
+            if exc.status != 405:
+                raise
+        # An engine older than POST …/cancel cancelled with DELETE.
         return JobInfo.from_json(self._call("DELETE", f"/v1/jobs/{job_id}"))
 
     def _call(

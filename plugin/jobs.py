@@ -25,7 +25,7 @@ def follow_job(
 ) -> JobInfo:
     """Poll until the job ends; returns the finished job or raises JobFailed/JobCancelled.
 
-    On cancel the job is deleted on the engine and followed until the worker has stopped,
+    On cancel the job is cancelled on the engine and followed until the worker has stopped,
     so the caller knows no file is still being written.
     """
     last = job
@@ -46,7 +46,7 @@ def follow_job(
 def cancel_job(
     client: EngineClient, job_id: str, sleep: Callable[[float], None] = time.sleep
 ) -> JobInfo:
-    """DELETE the job, then wait (bounded) until the engine says it stopped."""
+    """Cancel the job, then wait (bounded) until the engine says it stopped."""
     info = client.cancel(job_id)
     deadline = time.monotonic() + CANCEL_WAIT_S
     while not info.terminal and time.monotonic() < deadline:

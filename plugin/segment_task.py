@@ -1,4 +1,4 @@
-"""The toolbar's run as a QgsTask: progress in the task manager, Cancel deletes the job,
+"""The toolbar's run as a QgsTask: progress in the task manager, Cancel cancels the job,
 the GUI never waits. run() works in a worker thread; finished() hands back on the GUI thread.
 """
 

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
 
 from fastapi import FastAPI, Request, status
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from saymap.engine import registry
 from saymap.engine.errors import ModelNotFoundError, SaymapError
+from saymap.engine.server.auth import request_refusal, verify_token
 from saymap.engine.server.jobs import JobManager
+from saymap.engine.server.launch import is_loopback
 from saymap.engine.server.models_cache import ModelCache
 from saymap.engine.server.routers import health, jobs, models, segment, train
 from saymap.engine.server.segment_job import run_segment
@@ -65,6 +71,42 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
+class LoopbackHost:
+    """Refuse requests whose Host header is not this engine's loopback name and port.
+
+    A web page can rebind its own domain name to 127.0.0.1 and read what the engine answers
+    without a token (/v1/health); the browser still sends the page's name as Host, so a
+    loopback engine answers only to 127.0.0.1, localhost, [::1] (or the address it listens
+    on), with its port. An engine started with --allow-remote is reached by other names.
+    """
+
+    NAMES = ("127.0.0.1", "localhost", "[::1]")
+
+    def __init__(self, app: ASGIApp, listen_host: str) -> None:
+        self.app = app
+        self.enabled = is_loopback(listen_host)
+        own = f"[{listen_host}]" if ":" in listen_host else listen_host
+        self.names = {*self.NAMES, own.lower()}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.enabled and not self._allowed(scope):
+            detail = "this engine answers only to a loopback Host (127.0.0.1, localhost, [::1])"
+            response = JSONResponse({"detail": detail}, status.HTTP_400_BAD_REQUEST)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def _allowed(self, scope: Scope) -> bool:
+        host = dict(scope["headers"]).get(b"host", b"").decode("latin-1").lower()
+        server = scope.get("server")
+        if server is None:  # not a socket: nothing a browser could reach
+            return True
+        name, colon, port = host.rpartition(":")
+        if not colon or name == "" or host.endswith("]"):  # no port given: port 80 only
+            name, port = host, "80"
+        return name in self.names and port == str(server[1])
+
+
 def _replay(messages: list[Message], then: Receive | None = None) -> Receive:
     async def receive() -> Message:
         if messages:
@@ -85,9 +127,47 @@ def _validation_detail(exc: RequestValidationError) -> str:
     return "invalid request: " + "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
 
 
+def _needs_token(request: Request) -> bool:
+    route = request.scope.get("route")
+    return isinstance(route, APIRoute) and any(
+        d.dependency is verify_token for d in route.dependencies
+    )
+
+
 async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    # FastAPI parses the body before it runs the dependencies: without this, a malformed
+    # body without a token got 422 and told an unauthenticated caller about the schema.
+    if _needs_token(request) and (problem := await request_refusal(request)) is not None:
+        return JSONResponse(
+            {"detail": problem},
+            status.HTTP_401_UNAUTHORIZED,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     return JSONResponse({"detail": _validation_detail(exc)}, status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods the OpenAPI document gives the request's path (Starlette's 405 names only
+    the first matching route's); none when the path is not an API operation."""
+    methods: set[str] = set()
+    for template, item in request.app.openapi()["paths"].items():
+        pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, request.url.path):
+            methods |= {method.upper() for method in item}
+    return sorted(methods)
+
+
+async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code != status.HTTP_405_METHOD_NOT_ALLOWED:
+        return await http_exception_handler(request, exc)  # type: ignore[return-value]
+    allowed = _allowed_methods(request) or sorted((exc.headers or {}).get("Allow", "").split(", "))
+    return JSONResponse(
+        {"detail": f"{request.method} is not allowed here; use {', '.join(allowed)}"},
+        status.HTTP_405_METHOD_NOT_ALLOWED,
+        headers={"Allow": ", ".join(allowed)},
+    )
 
 
 async def _on_saymap_error(request: Request, exc: Exception) -> JSONResponse:
@@ -153,7 +233,9 @@ def create_app(settings: Settings | None = None, *, preload: bool = False) -> Fa
     )
     app.state.settings = settings  # what verify_token checks against
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(LoopbackHost, listen_host=settings.host)  # added last: runs first
     app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(SaymapError, _on_saymap_error)
     for module in (health, models, segment, train, jobs):
         app.include_router(module.router)

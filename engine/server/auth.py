@@ -17,6 +17,24 @@ _bearer = HTTPBearer(
 )
 
 
+def refusal(settings: Settings, credentials: HTTPAuthorizationCredentials | None) -> str | None:
+    """Why these credentials are refused (a sentence), or None when they carry the token."""
+    if credentials is None:
+        return (
+            "missing token: send 'Authorization: Bearer <token>' with the token from "
+            f"{settings.token_path}"
+        )
+    given = credentials.credentials.encode("utf-8", "surrogatepass")
+    if not settings.token or not secrets.compare_digest(given, settings.token.encode("utf-8")):
+        return f"wrong token: the engine writes a new one to {settings.token_path} at each start"
+    return None
+
+
+async def request_refusal(request: Request) -> str | None:
+    """`refusal` for a request, read from its Authorization header."""
+    return refusal(request.app.state.settings, await _bearer(request))
+
+
 async def verify_token(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -26,18 +44,8 @@ async def verify_token(
     async although it does no I/O: FastAPI runs plain-def dependencies in its thread pool,
     a hop that doubled the latency of every polled call under load.
     """
-    settings: Settings = request.app.state.settings
-    if credentials is None:
+    problem = refusal(request.app.state.settings, credentials)
+    if problem is not None:
         raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "missing token: send 'Authorization: Bearer <token>' with the token from "
-            f"{settings.token_path}",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    given = credentials.credentials.encode("utf-8", "surrogatepass")
-    if not settings.token or not secrets.compare_digest(given, settings.token.encode("utf-8")):
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            f"wrong token: the engine writes a new one to {settings.token_path} at each start",
-            headers={"WWW-Authenticate": "Bearer"},
+            status.HTTP_401_UNAUTHORIZED, problem, headers={"WWW-Authenticate": "Bearer"}
         )

@@ -2,30 +2,31 @@
 
 Records live in memory for fast polling and are written through to SQLite (progress at most
 every `progress_write_interval_s`, state changes at once). On start, jobs a killed engine
-left queued or running are marked failed ("engine restarted") and their partial files removed.
+left queued or running are marked failed ("engine restarted") and the temporary files they
+recorded are removed, by exact name.
 """
 
 from __future__ import annotations
 
-import glob
 import logging
 import math
 import os
+import re
 import shutil
 import threading
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from saymap.engine.errors import Cancelled, SaymapError
+from saymap.engine.errors import Cancelled, SaymapError, disk_full, explain
 from saymap.engine.server.store import JobRecord, JobStore, now_iso
 
 log = logging.getLogger(__name__)
 
 RESTARTED = "engine restarted"
+_GLOB_MAGIC = re.compile(r"[*?[]")  # what the cleanup lists of older engines were made of
 Runner = Callable[["JobContext"], dict[str, Any]]
 
 
@@ -40,30 +41,29 @@ def finite_metrics(values: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def remove_partials(patterns: Iterable[str], since: str | None) -> list[str]:
-    """Remove files matching `patterns` modified at or after `since` (ISO time).
+def remove_partials(paths: Iterable[str]) -> list[str]:
+    """Remove the temporary files and folders a job recorded, by their exact names.
 
-    Files older than the job are the user's and stay, whatever the pattern says.
+    Never a pattern: a record of an older engine that lists glob patterns (which matched the
+    user's own newer files too) is left alone, whatever it names.
     """
-    if since is None:
+    paths = list(paths)
+    if any(_GLOB_MAGIC.search(p) for p in paths):
+        log.warning("not removing %s: recorded by an older engine as patterns", paths)
         return []
-    start = datetime.fromisoformat(since).timestamp()
     removed = []
-    for pattern in patterns:
-        for match in glob.glob(pattern):
-            path = Path(match)
-            try:
-                if path.lstat().st_mtime < start:
-                    continue
-                if path.is_dir() and not path.is_symlink():
-                    shutil.rmtree(path)
-                else:
-                    path.unlink()
-                removed.append(match)
-            except FileNotFoundError:
-                continue
-            except OSError as exc:
-                log.warning("could not remove partial output %s: %s", path, exc)
+    for name in paths:
+        path = Path(name)
+        try:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+            removed.append(name)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            log.warning("could not remove partial output %s: %s", path, exc)
     return removed
 
 
@@ -83,9 +83,10 @@ class JobContext:
         """Latest training metrics (step, loss, lr, val_iou...), also sent as an SSE event."""
         self._manager._update_metrics(self.job_id, values)
 
-    def set_cleanup(self, patterns: list[str]) -> None:
-        """Record, before writing, the files this job may leave half-written if killed."""
-        self._manager._set_cleanup(self.job_id, patterns)
+    def set_cleanup(self, paths: list[str]) -> None:
+        """Record, before creating them, the exact temporary files or folders (never a final
+        output, never a pattern) this job may leave if the engine is killed."""
+        self._manager._set_cleanup(self.job_id, paths)
 
     def raise_if_cancelled(self) -> None:
         if self.cancel.is_set():
@@ -121,7 +122,7 @@ class JobManager:
         recovered = []
         for record in self._store.load_all():
             if not record.terminal:
-                removed = remove_partials(record.cleanup, record.started_at)
+                removed = remove_partials(record.cleanup)
                 record.state, record.error, record.message = "failed", RESTARTED, RESTARTED
                 record.finished_at = now_iso()
                 self._store.save(record)
@@ -246,10 +247,15 @@ class JobManager:
         except Cancelled:
             self._finish(record, "cancelled", "cancelled by request")
         except SaymapError as exc:
-            self._finish(record, "failed", str(exc), error=str(exc))
+            text = explain(disk_full(exc, record.request.get("output")) or exc)
+            self._finish(record, "failed", text, error=text)
         except Exception as exc:  # a bug, but the worker must survive to run the next job
-            log.exception("job %s failed unexpectedly", record.id)
-            text = f"internal error ({type(exc).__name__}: {exc}); please report it"
+            full = disk_full(exc, record.request.get("output"))
+            if full is not None:
+                text = str(full)
+            else:
+                log.exception("job %s failed unexpectedly", record.id)
+                text = f"internal error ({type(exc).__name__}: {exc}); please report it"
             self._finish(record, "failed", text, error=text)
         else:
             self._finish(record, "done", "done", result=result)
@@ -299,8 +305,8 @@ class JobManager:
             self._metric_events.setdefault(job_id, []).append(clean)
             self._bump_locked(record, persist=False)
 
-    def _set_cleanup(self, job_id: str, patterns: list[str]) -> None:
+    def _set_cleanup(self, job_id: str, paths: list[str]) -> None:
         with self._lock:
             record = self._records[job_id]
-            record.cleanup = list(patterns)
+            record.cleanup = list(paths)
             self._bump_locked(record, persist=True)

@@ -8,13 +8,17 @@ engine, is recognised by its dead pid).
 from __future__ import annotations
 
 import contextlib
+import http.client
 import ipaddress
 import json
 import logging
+import math
 import os
 import secrets
 import signal
 import socket
+import stat
+import string
 import tempfile
 import threading
 from collections.abc import Callable
@@ -30,7 +34,14 @@ from saymap.engine.version import __version__
 
 log = logging.getLogger(__name__)
 
-MIN_TOKEN_CHARS = 32
+MIN_TOKEN_BITS = 256  # 32 random bytes
+_TOKEN_ALPHABETS = [
+    frozenset(string.digits),
+    frozenset(string.hexdigits.lower()),
+    frozenset(string.hexdigits.upper() + string.digits),
+    frozenset(string.ascii_letters + string.digits + "-_="),  # token_urlsafe / base64url
+    frozenset(string.ascii_letters + string.digits + "+/="),  # base64
+]
 REMOTE_RISK = (
     "--allow-remote exposes the engine to the network: anyone who learns the token can make "
     "it read any raster and write files wherever this user may, and plain HTTP sends the "
@@ -64,15 +75,41 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def token_strength_bits(token: str) -> float:
+    """A rough upper bound on the token's entropy: its length times the bits of the smallest
+    usual alphabet (decimal, hex, base64...) that holds all of its characters."""
+    if not token:
+        return 0.0
+    chars = set(token)
+    for alphabet in _TOKEN_ALPHABETS:
+        if chars <= alphabet:
+            size = len(alphabet)
+            break
+    else:
+        size = 95  # printable ASCII
+    if len(chars) < min(size, 16) // 2:  # "aaaa…" or "abab…": long, but no secret
+        return len(chars) * math.log2(size)
+    return len(token) * math.log2(size)
+
+
 def read_token_file(path: Path) -> str:
+    """The token in `path`, refused when others may read the file or when it is weaker than
+    MIN_TOKEN_BITS (32 random bytes, what `secrets.token_urlsafe(32)` gives)."""
     try:
+        mode = path.stat().st_mode
         token = path.read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
         raise AccessError(f"cannot read the token file {path}: {exc}") from exc
-    if len(token) < MIN_TOKEN_CHARS:
+    if token_strength_bits(token) < MIN_TOKEN_BITS:
         raise AccessError(
-            f"the token in {path} is too short: use at least {MIN_TOKEN_CHARS} random characters "
+            f"the token in {path} is too short or too regular: use at least "
+            f"{MIN_TOKEN_BITS // 8} random bytes "
             "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
+    if os.name == "posix" and mode & 0o077:
+        raise AccessError(
+            f"the token file {path} may be read by other users (mode {stat.S_IMODE(mode):o}); "
+            f"make it private first: chmod 600 {path}"
         )
     return token
 
@@ -95,7 +132,10 @@ def choose_token(host: str, allow_remote: bool, token_file: Path | None) -> str:
 
 
 def running_engine(port_file: Path) -> dict[str, Any] | None:
-    """The port file's content if the engine it names is still alive, else None."""
+    """The port file's content if the engine it names still answers, else None.
+
+    A live pid is not enough: a killed engine stays a zombie until its parent reaps it, and
+    the pid may have been reused; the engine must answer on its port with its token."""
     try:
         info = json.loads(port_file.read_text(encoding="utf-8"))
         pid = int(info["pid"])
@@ -108,8 +148,33 @@ def running_engine(port_file: Path) -> dict[str, Any] | None:
     except ProcessLookupError:
         return None
     except PermissionError:
-        return info  # alive, another user's
-    return info
+        pass  # alive, another user's: only its answer tells
+    return info if engine_answers(info) else None
+
+
+def engine_answers(info: dict[str, Any], timeout: float = 2.0) -> bool:
+    """Whether the engine a port file describes accepts its own token (GET /v1/jobs)."""
+    try:
+        host = str(info["host"])
+        port = int(info["port"])
+        token = Path(info["token_path"]).read_text(encoding="utf-8").strip()
+    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError):
+        return False
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1" if host != "::" else "::1"
+    connection = http.client.HTTPConnection(host, port, timeout=timeout)
+    url_host = f"[{host}]" if ":" in host else host
+    try:
+        connection.request(
+            "GET",
+            "/v1/jobs?limit=1",
+            headers={"Authorization": f"Bearer {token}", "Host": f"{url_host}:{port}"},
+        )
+        return connection.getresponse().status == 200
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        connection.close()
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -157,6 +222,8 @@ def serve(
 ) -> None:
     """Run the engine until SIGINT/SIGTERM; blocks. `settings.token` is already chosen."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):  # the job history and token are this user's alone
+        settings.data_dir.chmod(0o700)
     other = running_engine(settings.port_file)
     if other is not None:
         raise AccessError(

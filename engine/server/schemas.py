@@ -7,8 +7,7 @@ Checks that need the file system (does the raster exist?) live in `validation.py
 
 from __future__ import annotations
 
-import ntpath
-import posixpath
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -21,11 +20,28 @@ from pydantic import (
     model_validator,
 )
 
+from saymap.engine.limits import MAX_BATCH_SIZE, MAX_OVERLAP_PX, MAX_TILE_PX
+
 JobKind = Literal["segment", "train"]
 JobState = Literal["queued", "running", "done", "failed", "cancelled"]
 DeviceType = Literal["cpu", "cuda", "mps"]
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 DEVICE_PATTERN = r"^(auto|cpu|mps|cuda(:[0-9]{1,2})?)$"
+# The rules below are checked by the validators (with sentences a person can act on) and
+# stated as patterns in the OpenAPI document, so a request the schema allows is one the
+# validators allow. NUL is written as a regex escape (\u0000). Lone surrogates, which UTF-8
+# cannot encode, are refused too but not stated: JSON Schema engines in Rust (schemathesis's
+# among them) cannot compile a surrogate range, and no JSON encoder sends one by accident.
+_CHAR = r"[^\u0000]"  # any character but NUL
+_ABSOLUTE = r"(?:/|\\|[A-Za-z]:[/\\])"  # POSIX /…, Windows C:\… or C:/…, UNC \\…
+PLAIN_PATTERN = rf"^{_CHAR}*$"
+ABSOLUTE_PATTERN = rf"^{_ABSOLUTE}{_CHAR}*$"
+# `(?![\s\S])`: the very end. `$` also matches before a final newline in Python's regexes,
+# so generators that read the document with them (hypothesis) would send "x.gpkg\n".
+_END = r"(?![\s\S])"
+GPKG_PATTERN = rf"^{_ABSOLUTE}{_CHAR}*\.gpkg{_END}"
+# Not only whitespace, as str.split() sees it: \s, and \x1c-\x1f that Python splits on too.
+PROMPT_PATTERN = rf"^{_CHAR}*[^\u0000\s\u001c-\u001f]{_CHAR}*$"
 
 
 def _plain_text(value: str) -> str:
@@ -41,25 +57,76 @@ def _plain_text(value: str) -> str:
 
 def _absolute_path(value: str) -> str:
     _plain_text(value)
-    if not (posixpath.isabs(value) or ntpath.isabs(value)):
+    if not re.match(_ABSOLUTE, value):
         raise ValueError(f"must be an absolute path, got {value!r}")
     return value
 
 
-Text = Annotated[str, AfterValidator(_plain_text)]
+def _geopackage_path(value: str) -> str:
+    _absolute_path(value)
+    if not value.endswith(".gpkg"):
+        raise ValueError(f"must name a GeoPackage (end in .gpkg), got {value!r}")
+    return value
+
+
+def _prompt(value: str) -> str:
+    _plain_text(value)
+    if not value.strip():
+        raise ValueError("must not be empty or only whitespace")
+    return value
+
+
+def _pattern(pattern: str) -> Any:
+    """The pattern for the OpenAPI document only (validators check it, with better words)."""
+    return Field(json_schema_extra={"pattern": pattern})
+
+
+Text = Annotated[str, AfterValidator(_plain_text), _pattern(PLAIN_PATTERN)]
 AbsolutePath = Annotated[
     str,
     StringConstraints(min_length=1, max_length=4096),
     AfterValidator(_absolute_path),
+    _pattern(ABSOLUTE_PATTERN),
+]
+GeoPackagePath = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=4096),
+    AfterValidator(_geopackage_path),
+    _pattern(GPKG_PATTERN),
 ]
 Prompt = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=300),
-    AfterValidator(_plain_text),
+    StringConstraints(min_length=1, max_length=300),
+    AfterValidator(_prompt),
+    _pattern(PROMPT_PATTERN),
 ]
-ModelName = Annotated[str, StringConstraints(pattern=MODEL_NAME_PATTERN)]
+ModelName = Annotated[
+    str,
+    StringConstraints(pattern=MODEL_NAME_PATTERN),
+    _pattern(MODEL_NAME_PATTERN.removesuffix("$") + _END),
+]
+DeviceName = Annotated[
+    str,
+    StringConstraints(pattern=DEVICE_PATTERN),
+    _pattern(DEVICE_PATTERN.removesuffix("$") + _END),
+]
 CrsText = Annotated[
-    str, StringConstraints(min_length=1, max_length=20000), AfterValidator(_plain_text)
+    str,
+    StringConstraints(min_length=1, max_length=20000),
+    AfterValidator(_plain_text),
+    _pattern(PLAIN_PATTERN),
+]
+FieldName = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=200),
+    AfterValidator(_plain_text),
+    _pattern(PLAIN_PATTERN),
+]
+WktText = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=100_000),
+    AfterValidator(_plain_text),
+    _pattern(PLAIN_PATTERN),
 ]
 
 
@@ -109,8 +176,26 @@ class ActiveModelRequest(_Strict):
     name: ModelName
 
 
+def _exactly_one(a: tuple[str, str], b: tuple[str, str]) -> dict[str, Any]:
+    """JSON Schema for "exactly one of a or b is given (the other absent or null)", for the
+    OpenAPI document; each pair is (property, its JSON type)."""
+    return {
+        "oneOf": [
+            {"required": [a[0]], "properties": {a[0]: {"type": a[1]}, b[0]: {"type": "null"}}},
+            {"required": [b[0]], "properties": {b[0]: {"type": b[1]}, a[0]: {"type": "null"}}},
+        ]
+    }
+
+
 class AOI(_Strict):
-    """An area of interest: bounds or a WKT geometry, in `crs`."""
+    """An area of interest: bounds or a WKT geometry, in `crs`.
+
+    minx < maxx and miny < maxy, which a schema cannot say, is checked with the raster (400).
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra=_exactly_one(("bounds", "array"), ("wkt", "string"))
+    )
 
     bounds: (
         Annotated[
@@ -118,40 +203,31 @@ class AOI(_Strict):
         ]
         | None
     ) = None
-    wkt: (
-        Annotated[
-            str, StringConstraints(min_length=1, max_length=100_000), AfterValidator(_plain_text)
-        ]
-        | None
-    ) = None
+    wkt: WktText | None = None
     crs: CrsText = Field(description="e.g. 'EPSG:4326' or a WKT string")
 
     @model_validator(mode="after")
     def _one_shape(self) -> AOI:
         if (self.bounds is None) == (self.wkt is None):
             raise ValueError("give exactly one of bounds or wkt")
-        if self.bounds is not None:
-            minx, miny, maxx, maxy = self.bounds
-            if not (minx < maxx and miny < maxy):
-                raise ValueError("bounds must be [minx, miny, maxx, maxy] with min < max")
         return self
 
 
 class SegmentRequest(_Strict):
     raster: AbsolutePath = Field(description="absolute path of a raster the engine can read")
     prompts: Annotated[list[Prompt], Field(min_length=1, max_length=16)]
-    output: Annotated[AbsolutePath, StringConstraints(pattern=r"\.gpkg$")] = Field(
+    output: GeoPackagePath = Field(
         description="absolute path of the GeoPackage to write (its folder must exist)"
     )
     overwrite: bool = False
     model: ModelName | None = Field(default=None, description="a registered model; null = active")
-    device: Annotated[str, StringConstraints(pattern=DEVICE_PATTERN)] = "auto"
-    tile: Annotated[int, Field(ge=64, le=4096, multiple_of=32)] | None = Field(
+    device: DeviceName = "auto"
+    tile: Annotated[int, Field(ge=64, le=MAX_TILE_PX, multiple_of=32)] | None = Field(
         default=None, description="tile side in pixels (a multiple of 32); null: the model's"
     )
-    overlap: Annotated[int, Field(ge=0, le=2048)] | None = None
+    overlap: Annotated[int, Field(ge=0, le=MAX_OVERLAP_PX)] | None = None
     threshold: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.5
-    batch_size: Annotated[int, Field(ge=1, le=256)] | None = None
+    batch_size: Annotated[int, Field(ge=1, le=MAX_BATCH_SIZE)] | None = None
     bands: (
         Annotated[list[Annotated[int, Field(ge=1, le=10_000)]], Field(min_length=1, max_length=3)]
         | None
@@ -162,7 +238,11 @@ class SegmentRequest(_Strict):
     )
     gsd: (
         Annotated[float, Field(gt=0.0, le=10_000.0)]
-        | Annotated[str, StringConstraints(pattern=r"^(auto|native)$")]
+        | Annotated[
+            str,
+            StringConstraints(pattern=r"^(auto|native)$"),
+            _pattern(r"^(auto|native)" + _END),
+        ]
     ) = Field(
         default="auto",
         description="working resolution: auto (the model card's gsd_m), native (the raster's "
@@ -172,17 +252,16 @@ class SegmentRequest(_Strict):
 
 class SentenceLabel(_Strict):
     feature_id: int | Annotated[str, StringConstraints(max_length=200)] | None = None
-    wkt: (
-        Annotated[
-            str, StringConstraints(min_length=1, max_length=100_000), AfterValidator(_plain_text)
-        ]
-        | None
-    ) = None
+    wkt: WktText | None = None
     sentence: Prompt
 
 
 class TrainValidation(_Strict):
     """What to validate on: a share of the features (by id), or the chips inside an area."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_exactly_one(("fraction", "number"), ("area", "object"))
+    )
 
     fraction: Annotated[float, Field(gt=0.0, lt=1.0)] | None = Field(
         default=None, description="share of the features held out, chosen by a hash of the id"
@@ -203,13 +282,10 @@ class TrainValidation(_Strict):
 class TrainDataset(_Strict):
     rasters: Annotated[list[AbsolutePath], Field(min_length=1, max_length=256)]
     labels: AbsolutePath
-    class_field: Annotated[
-        str, StringConstraints(min_length=1, max_length=200), AfterValidator(_plain_text)
-    ]
-    id_field: (
-        Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_plain_text)]
-        | None
-    ) = Field(default=None, description="the labels' field that sentences' feature_id names")
+    class_field: FieldName
+    id_field: FieldName | None = Field(
+        default=None, description="the labels' field that sentences' feature_id names"
+    )
     sentences: Annotated[list[SentenceLabel], Field(max_length=10_000)] = []
     validation: TrainValidation | None = None
 
@@ -218,11 +294,19 @@ class TrainRequest(_Strict):
     name: ModelName = Field(description="the new model's name; must not be registered yet")
     base_model: ModelName | None = None
     recipe: (
-        Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_plain_text)]
+        Annotated[
+            str,
+            StringConstraints(min_length=1, max_length=4096),
+            AfterValidator(_plain_text),
+            _pattern(PLAIN_PATTERN),
+        ]
         | dict[str, Any]
+    ) = Field(
+        description="a shipped recipe's name, the absolute path of a recipe file, or the "
+        "recipe's tables as an object"
     )
     dataset: TrainDataset
-    device: Annotated[str, StringConstraints(pattern=DEVICE_PATTERN)] = "auto"
+    device: DeviceName = "auto"
 
 
 class JobResult(BaseModel):

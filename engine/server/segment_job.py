@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import glob
 import logging
+import shutil
 import threading
 from pathlib import Path
 from typing import Any
 
 from saymap.engine import registry
+from saymap.engine.errors import SaymapError, disk_full
 from saymap.engine.infer import SegmentOptions
+from saymap.engine.output import place
 from saymap.engine.server.jobs import JobContext
 from saymap.engine.server.models_cache import ModelCache
 from saymap.engine.server.schemas import SegmentRequest
@@ -18,20 +20,35 @@ from saymap.engine.server.validation import build_aoi
 log = logging.getLogger(__name__)
 
 
-def partial_patterns(output: str) -> list[str]:
-    """What a killed segment job may leave: `segment_raster`'s hidden temp files beside the
-    output (`.<stem>.*.tmp.gpkg`, `.<stem>.*.probabilities.tif`, with SQLite's sidecars),
-    and the output itself once renamed into place."""
+def job_folder(output: str, job_id: str) -> Path:
+    """The job's own hidden folder beside its output, where every file of the run is written
+    (same filesystem, so the finished GeoPackage is renamed into place). Its exact name is
+    recorded before it is made, so an engine killed mid-job removes it, and only it, at the
+    next start: never the output path, which the user may have written since."""
     target = Path(output)
-    folder = glob.escape(str(target.parent))
-    stem = glob.escape(target.stem)
-    name = glob.escape(target.name)
-    return [
-        f"{folder}/.{stem}.*.tmp.gpkg*",
-        f"{folder}/.{stem}.*.probabilities.tif*",
-        f"{folder}/{name}",
-        f"{folder}/{name}-*",
-    ]
+    return target.with_name(f".{target.name}.{job_id}.saymap-job")
+
+
+def _outside_names(exc: SaymapError, inside: Path, output: str) -> SaymapError:
+    """The error with the job folder's file named as the output the user asked for."""
+    text = str(exc)
+    if str(inside) not in text:
+        return exc
+    try:
+        return type(exc)(text.replace(str(inside), output))
+    except TypeError:
+        return exc
+
+
+def _probabilities_bytes(request: SegmentRequest) -> int | None:
+    """The most the run writes beside its output: float32 probabilities, uncompressed."""
+    from saymap.engine.raster import open_raster
+
+    try:
+        spec = open_raster(request.raster, bands=request.bands, assume_crs=request.assume_crs)
+    except (SaymapError, OSError):
+        return None
+    return spec.width * spec.height * 4 * len(request.prompts)
 
 
 def segment_options(request: SegmentRequest) -> SegmentOptions:
@@ -62,22 +79,39 @@ def run_segment(context: JobContext, *, models: ModelCache) -> dict[str, Any]:
     context.progress(0.0, f"loading model {request.model} on {device} ({reason})")
     model = models.get(request.model, registry.resolve(request.model), device)
     context.raise_if_cancelled()
-    context.set_cleanup(partial_patterns(request.output))
+    work = job_folder(request.output, context.job_id)
+    context.set_cleanup([str(work)])  # recorded before it exists
+    work.mkdir()  # fails if the name exists: the folder is always this job's own
+    staged = work / Path(request.output).name
 
     def progress(done: int, total: int, message: str) -> None:
         context.progress(done / total if total else 0.0, message)
 
-    result = segment_raster(
-        request.raster,
-        request.prompts,
-        request.output,
-        model=model,
-        options=segment_options(request),
-        progress=progress,
-        cancel=context.cancel,
-    )
+    try:
+        result = segment_raster(
+            request.raster,
+            request.prompts,
+            staged,
+            model=model,
+            options=segment_options(request),
+            progress=progress,
+            cancel=context.cancel,
+        )
+        place(staged, Path(request.output), request.overwrite)
+    except SaymapError as exc:
+        renamed = _outside_names(exc, staged, request.output)
+        if renamed is exc:
+            raise
+        raise renamed from exc
+    except OSError as exc:  # GDAL's write errors: a full disk is the user's to fix, no bug
+        full = disk_full(exc, request.output, needed_bytes=_probabilities_bytes(request))
+        if full is None:
+            raise
+        raise full from exc
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     return {
-        "output": result.output_path,
+        "output": request.output,
         "n_features": int(result.n_features),
         "model": request.model,
         "run_id": result.run_id,

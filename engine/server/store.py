@@ -6,8 +6,10 @@ job starts, so an engine killed mid-job can remove them when it comes back.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import os
 import sqlite3
 import threading
 from dataclasses import dataclass, field
@@ -86,6 +88,10 @@ class JobStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
+        # This user's alone (requests name their files); SQLite gives -wal and -shm its mode.
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        with contextlib.suppress(OSError):
+            os.chmod(path, 0o600)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         # WAL: a reader never waits for the worker's write; NORMAL is durable across a kill -9.
         self._db.execute("PRAGMA journal_mode=WAL")

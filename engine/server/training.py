@@ -6,10 +6,12 @@ of `saymap.training` is missing, the job fails with a sentence saying so, never 
 
 from __future__ import annotations
 
-import glob
 import importlib
 import logging
+import ntpath
+import posixpath
 import shutil
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,11 @@ TRAINER_API = (
     ("saymap.training.recipe", "load_recipe"),
     ("saymap.training.recipe", "recipe_from_dict"),
     ("saymap.training.data_sources", "datasets_from_layers"),
+    ("saymap.training.data_sources", "inherit_working_resolution"),
 )
+
+
+MAX_RECIPE_BYTES = 1 << 20  # a recipe is a few dozen lines
 
 
 class TrainingUnavailable(SaymapError, NotImplementedError):
@@ -52,12 +58,55 @@ def trainer_api() -> dict[str, Any]:
     return found
 
 
+class NotARecipe(SaymapError, ValueError):
+    """A request's recipe names no shipped recipe and no recipe file."""
+
+
+def recipe_file(text: str) -> Path:
+    """The file a request's recipe string names: a shipped recipe, by name, or the absolute
+    path of a TOML file whose tables and keys are a recipe's.
+
+    Anything else is refused quoting nothing from the file: the engine reads any file its
+    user can, and the keys of someone's settings file are not the caller's to learn."""
+    from saymap.training.recipe import RECIPES_DIR, Recipe
+
+    if not (posixpath.isabs(text) or ntpath.isabs(text)):
+        shipped = sorted(p.stem for p in RECIPES_DIR.glob("*.toml"))
+        if text in shipped:
+            return RECIPES_DIR / f"{text}.toml"
+        raise NotARecipe(
+            f"no shipped recipe named {text!r}; give one of {', '.join(shipped)}, the absolute "
+            "path of a recipe file, or the recipe itself as an object"
+        )
+    path = Path(text)
+    try:
+        with path.open("rb") as handle:
+            values = tomllib.loads(handle.read(MAX_RECIPE_BYTES + 1).decode("utf-8"))
+    except OSError as exc:
+        raise NotARecipe(f"the recipe file {path} cannot be read: {exc.strerror}") from exc
+    except ValueError as exc:  # UnicodeDecodeError and TOMLDecodeError both are
+        raise NotARecipe(f"the recipe file {path} is not TOML") from exc
+    known = Recipe().to_dict()
+    sections = {key for key, value in known.items() if isinstance(value, dict)}
+    fits = set(values) <= set(known) and all(
+        isinstance(values[key], dict) and set(values[key]) <= set(known[key])
+        for key in sections & set(values)
+    )
+    if not fits:
+        raise NotARecipe(
+            f"{path} is not a SayMap recipe: its tables and keys are not a recipe's (a recipe "
+            f"has {', '.join(sorted(sections))}; see the shipped recipes)"
+        )
+    return path
+
+
 def load_recipe(request: TrainRequest) -> Any:
-    """The request's recipe (a shipped name or an inline object); RecipeError names the fault."""
+    """The request's recipe (a shipped name, a recipe file or an inline object); RecipeError
+    or NotARecipe names the fault."""
     api = trainer_api()
     if isinstance(request.recipe, dict):
         return api["recipe_from_dict"](request.recipe)
-    return api["load_recipe"](request.recipe)
+    return api["load_recipe"](recipe_file(request.recipe))
 
 
 def _event_metrics(event: Any) -> dict[str, Any]:
@@ -95,7 +144,9 @@ def start_training(request: TrainRequest, context: JobContext) -> dict[str, Any]
     recipe.run.device = request.device
     context.progress(0.0, "reading the training data")
     train_set, val_set = api["datasets_from_layers"](
-        request.dataset.model_dump(), chip_size=recipe.data.chip_size
+        request.dataset.model_dump(),
+        chip_size=recipe.data.chip_size,
+        gsd_m=api["inherit_working_resolution"](recipe),
     )
     if val_set is not None:
         from saymap.training.splits import thin
@@ -108,9 +159,10 @@ def start_training(request: TrainRequest, context: JobContext) -> dict[str, Any]
         before = before_metrics(request.base_model, val_set, recipe.data.chip_size, request.device)
         context.raise_if_cancelled()
     out_dir = paths.data_dir() / "training" / context.job_id
-    # If killed: the work folder, and registry.register's hidden copy of a half-copied model.
-    models_dir = glob.escape(str(paths.user_models_dir()))
-    context.set_cleanup([str(out_dir), f"{models_dir}/.{glob.escape(request.name)}.*"])
+    # If killed: the work folder, by its exact name. registry.register's hidden copy of a
+    # half-copied model (`models/.<name>.<random>`) is named inside it, so it cannot be
+    # recorded here; listings ignore it.
+    context.set_cleanup([str(out_dir)])
 
     def on_event(event: Any) -> None:
         total = max(1, int(event.total_steps))

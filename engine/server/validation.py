@@ -106,12 +106,22 @@ def check_tiling(request: SegmentRequest, model: registry.ModelEntry) -> None:
     options = segment_options(request)
     tile = options.tile or int(model.config.get("tile_size", 0)) or None
     if tile is not None and options.overlap >= tile:
+        whose = "" if options.tile else f" (model {model.name}'s own: no tile was given)"
         raise bad_request(
-            f"overlap {options.overlap} must be less than the tile size {tile} "
-            f"(model {model.name}'s default when no tile is given)"
+            f"overlap {options.overlap} must be less than the tile size {tile}{whose}"
         )
     try:
         options.check()
+    except SaymapError as exc:
+        raise bad_request(str(exc)) from exc
+
+
+def check_outside_data_dir(path: str, label: str) -> None:
+    """400 for a path in the engine's own data folder (its job database, token, models)."""
+    from saymap.engine.paths import check_outside_data_dir as check
+
+    try:
+        check(path, label)
     except SaymapError as exc:
         raise bad_request(str(exc)) from exc
 
@@ -121,6 +131,8 @@ def check_segment(request: SegmentRequest) -> dict[str, Any]:
     from saymap.engine.aoi import resolve_region
     from saymap.engine.raster import open_raster
 
+    check_outside_data_dir(request.raster, "raster")  # before GDAL opens it: see paths.py
+    check_outside_data_dir(request.output, "output")
     check_input_file(request.raster, "raster")
     if same_path(request.output, request.raster):
         raise bad_request("the output must not be the raster itself")
@@ -168,7 +180,9 @@ def check_train(request: TrainRequest) -> dict[str, Any]:
     if request.base_model is not None:
         resolve_model(request.base_model)
     for raster in request.dataset.rasters:
+        check_outside_data_dir(raster, "training raster")
         check_input_file(raster, "training raster")
+    check_outside_data_dir(request.dataset.labels, "labels file")
     check_input_file(request.dataset.labels, "labels file")
     check_device(request.device)
     check_validation_area(request)

@@ -306,6 +306,13 @@ def test_paths_in_the_engine_data_folder_are_refused(
     finally:
         store.close()
     assert os.listdir(work) == []
+    # The one exception: exports/, where the plugin writes the rasters it hands the engine.
+    exported = data / "exports" / "layer.tif"
+    exported.parent.mkdir()
+    exported.write_bytes(real_data.joinpath(*NEON).read_bytes())
+    allowed = saymap("segment", exported, "tree", "-o", work / "o.gpkg", "--checkpoint",
+                     tmp_path / "no-such-checkpoint", data_dir=tmp_path)  # fmt: skip
+    assert allowed.returncode == 2 and "data folder" not in allowed.stderr, allowed.stderr
 
 
 @pytest.mark.slow

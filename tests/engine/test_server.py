@@ -36,7 +36,7 @@ PROTECTED = [
     ("GET", "/v1/jobs", None),
     ("GET", "/v1/jobs/abc", None),
     ("GET", "/v1/jobs/abc/events", None),
-    ("DELETE", "/v1/jobs/abc", None),
+    ("POST", "/v1/jobs/abc/cancel", None),
 ]
 
 
@@ -171,7 +171,12 @@ def test_refusals_are_4xx_sentences(engine: Engine, hro: Path, tmp_path: Path) -
         ({**base, "aoi": {"bounds": [0, 0, 1, 1], "crs": "EPSG:4326"}}, 400, "overlap"),
         ({**base, "tile": 256, "overlap": 256}, 400, "overlap"),
         ({**base, "device": "cuda:7"}, 400, "cuda"),
-    ]
+        ({**base, "aoi": {"bounds": [-1e308, -1e308, 1e308, 1e308], "crs": "EPSG:4326"}}, 400,
+         "finite"),  # once a GEOSException and a 500
+        ({**base, "aoi": {"bounds": [1, 1, 0, 0], "crs": "EPSG:4326"}}, 400, "minx < maxx"),
+        ({**base, "raster": str(engine.data_dir / "jobs.sqlite3")}, 400, "data folder"),
+        ({**base, "output": str(engine.data_dir / "o.gpkg")}, 400, "data folder"),
+    ]  # fmt: skip
     with engine.client() as client:
         for body, code, words in cases:
             response = client.post("/v1/segment", json=body)
@@ -179,6 +184,13 @@ def test_refusals_are_4xx_sentences(engine: Engine, hro: Path, tmp_path: Path) -
             detail = response.json()["detail"]
             assert isinstance(detail, str) and words in detail.lower(), (body, detail)
         assert existing.read_bytes() == b"not yours to overwrite"
+        # The job database is still whole: GDAL never opened it (its SQLite driver would have
+        # deleted the -wal file), and the model's default is named only when it was used.
+        assert (engine.data_dir / "jobs.sqlite3-wal").exists()
+        given = client.post("/v1/segment", json={**base, "tile": 256, "overlap": 256}).json()
+        assert "default" not in given["detail"] and "no tile" not in given["detail"]
+        implied = client.post("/v1/segment", json={**base, "overlap": 2048}).json()
+        assert "no tile was given" in implied["detail"]
         too_big = client.post(
             "/v1/segment",
             content=b'{"x": "' + b"a" * (1 << 21) + b'"}',
@@ -187,7 +199,7 @@ def test_refusals_are_4xx_sentences(engine: Engine, hro: Path, tmp_path: Path) -
         assert too_big.status_code == 413 and "too large" in too_big.json()["detail"]
         unknown = client.get("/v1/jobs/does-not-exist")
         assert unknown.status_code == 404 and "does-not-exist" in unknown.json()["detail"]
-        assert client.delete("/v1/jobs/does-not-exist").status_code == 404
+        assert client.post("/v1/jobs/does-not-exist/cancel").status_code == 404
 
 
 @pytest.mark.slow
@@ -201,7 +213,7 @@ def test_cancel_mid_job_leaves_no_file(engine: Engine, real_data: Path, tmp_path
         running = wait_until_running(client, job["id"])
         assert running["progress"] < 0.5, "the job finished too fast to test a cancel"
         assert leftovers(tmp_path, "roofs"), "a running job writes its temp file beside the output"
-        answer = client.delete(f"/v1/jobs/{job['id']}").raise_for_status().json()
+        answer = client.post(f"/v1/jobs/{job['id']}/cancel").raise_for_status().json()
         assert answer["state"] in {"running", "cancelled"}
         final = wait_for(client, job["id"], {"done", "failed", "cancelled"}, timeout=60)
     assert final["state"] == "cancelled", final
@@ -229,9 +241,9 @@ def test_a_queued_job_is_cancelled_at_once(engine: Engine, real_data: Path, tmp_
             json={"raster": raster, "prompts": ["car"], "output": str(tmp_path / "1.gpkg")},
         )
         assert same_output.status_code == 409 and "already writing" in same_output.text
-        cancelled = client.delete(f"/v1/jobs/{second.json()['id']}").raise_for_status().json()
+        cancelled = client.post(f"/v1/jobs/{second.json()['id']}/cancel").raise_for_status().json()
         assert cancelled["state"] == "cancelled" and cancelled["started_at"] is None
-        client.delete(f"/v1/jobs/{first.json()['id']}").raise_for_status()
+        client.post(f"/v1/jobs/{first.json()['id']}/cancel").raise_for_status()
         wait_for(client, first.json()["id"], {"done", "failed", "cancelled"}, timeout=60)
     assert not (tmp_path / "2.gpkg").exists()
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from pathlib import Path
@@ -91,15 +90,17 @@ def test_failures_keep_the_worker_alive(tmp_path: Path) -> None:
 def test_restart_fails_unfinished_jobs_and_removes_their_partial_files(tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
-    users_file = out / "result.gpkg"
-    users_file.write_text("the user's older file")
-    old = time.time() - 3600
-    os.utime(users_file, (old, old))
     store = JobStore(tmp_path / "jobs.sqlite3")
     started = now_iso()
-    partial = out / ".result.0123.tmp.gpkg"
-    partial.write_text("half")
-    patterns = [str(out / ".result.*.tmp.gpkg*"), str(out / "result.gpkg")]
+    partial = out / ".result.gpkg.r.saymap-job"  # the job's own folder, as recorded
+    partial.mkdir()
+    (partial / "result.gpkg").write_text("half")
+    # Written by the user after the job started (e.g. with the CLI): newer than the job,
+    # and named like what the old pattern-based clean-up matched. Both must survive.
+    users_file = out / "result.gpkg"
+    users_file.write_text("the user's newer file")
+    users_notes = out / "result.gpkg-notes.txt"
+    users_notes.write_text("notes")
     running = JobRecord(
         id="r",
         kind="segment",
@@ -109,7 +110,7 @@ def test_restart_fails_unfinished_jobs_and_removes_their_partial_files(tmp_path:
         created_at=started,
         request={},
         started_at=started,
-        cleanup=patterns,
+        cleanup=[str(partial)],
     )
     queued = JobRecord(
         id="q",
@@ -142,17 +143,26 @@ def test_restart_fails_unfinished_jobs_and_removes_their_partial_files(tmp_path:
             assert record.state == "failed" and record.error == RESTARTED
         assert manager.get("d").state == "done"
         assert not partial.exists()
-        assert users_file.read_text() == "the user's older file"  # older than the job: kept
+        assert users_file.read_text() == "the user's newer file"
+        assert users_notes.read_text() == "notes"
     finally:
         manager.stop()
         manager.close()
 
 
-def test_remove_partials_needs_a_start_time(tmp_path: Path) -> None:
+def test_remove_partials_takes_exact_names_never_patterns(tmp_path: Path) -> None:
     target = tmp_path / "x.gpkg"
     target.write_text("x")
-    assert remove_partials([str(target)], None) == []
-    assert target.exists()
+    notes = tmp_path / "x.gpkg-notes.txt"
+    notes.write_text("mine")
+    # What an older engine recorded: patterns that matched the user's files too.
+    legacy = [str(tmp_path / ".x.*.tmp.gpkg*"), str(target), str(tmp_path / "x.gpkg-*")]
+    assert remove_partials(legacy) == []
+    assert target.exists() and notes.exists()
+    temp = tmp_path / ".x.gpkg.j.saymap-job"
+    temp.mkdir()
+    assert remove_partials([str(temp), str(tmp_path / "gone")]) == [str(temp)]
+    assert not temp.exists() and target.exists() and notes.exists()
 
 
 def test_stop_cancels_the_running_job(tmp_path: Path) -> None:

@@ -14,11 +14,13 @@ import pytest
 
 from saymap.engine.errors import AccessError
 from saymap.engine.server.launch import (
-    MIN_TOKEN_CHARS,
+    MIN_TOKEN_BITS,
     bind,
     choose_token,
     is_loopback,
+    new_token,
     running_engine,
+    token_strength_bits,
     write_private,
 )
 
@@ -30,16 +32,37 @@ def test_loopback_hosts() -> None:
 
 def test_tokens(tmp_path: Path) -> None:
     first, second = choose_token("127.0.0.1", False, None), choose_token("127.0.0.1", False, None)
-    assert first != second and len(first) >= MIN_TOKEN_CHARS
+    assert first != second and token_strength_bits(first) >= MIN_TOKEN_BITS
     with pytest.raises(AccessError, match="--allow-remote"):
         choose_token("0.0.0.0", False, None)
     with pytest.raises(AccessError, match="--token-file"):
         choose_token("0.0.0.0", True, None)
     given = tmp_path / "token"
-    given.write_text("x" * MIN_TOKEN_CHARS + "\n")
-    assert choose_token("0.0.0.0", True, given) == "x" * MIN_TOKEN_CHARS
+    token = new_token()
+    write_private(given, token + "\n")
+    assert choose_token("0.0.0.0", True, given) == token
     with pytest.raises(AccessError, match="cannot read"):
         choose_token("127.0.0.1", False, tmp_path / "missing")
+
+
+@pytest.mark.parametrize(
+    "weak",
+    ["x" * 64, "ab" * 40, "0123456789abcdef" * 2, "correct horse battery staple", "a" * 31],
+)
+def test_a_token_file_weaker_than_32_random_bytes_is_refused(tmp_path: Path, weak: str) -> None:
+    given = tmp_path / "token"
+    write_private(given, weak + "\n")
+    with pytest.raises(AccessError, match="too short or too regular"):
+        choose_token("0.0.0.0", True, given)
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o644])
+def test_a_token_file_others_may_read_is_refused(tmp_path: Path, mode: int) -> None:
+    given = tmp_path / "token"
+    given.write_text(new_token() + "\n")
+    os.chmod(given, mode)
+    with pytest.raises(AccessError, match="chmod 600"):
+        choose_token("0.0.0.0", True, given)
 
 
 def test_private_files_are_0600_and_replace_atomically(tmp_path: Path) -> None:
@@ -73,10 +96,11 @@ def test_a_port_file_of_a_dead_engine_is_stale(tmp_path: Path) -> None:
                           capture_output=True, text=True, check=True)  # fmt: skip
     port_file.write_text(json.dumps({"pid": int(dead.stdout), "port": 1}))
     assert running_engine(port_file) is None
+    # A live pid that is no engine (reused, or a zombie): it does not answer on the port.
     alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
         port_file.write_text(json.dumps({"pid": alive.pid, "port": 1}))
-        assert running_engine(port_file) == {"pid": alive.pid, "port": 1}
+        assert running_engine(port_file) is None
     finally:
         alive.kill()
         alive.wait()

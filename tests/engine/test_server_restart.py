@@ -1,7 +1,11 @@
-"""kill -9 of the engine mid-job, then a restart: the job is failed, no partial file stays."""
+"""kill -9 of the engine mid-job, then a restart: the job is failed, no partial file stays,
+and files the user wrote meanwhile at or beside the job's output are never touched."""
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -53,6 +57,10 @@ def test_kill_9_mid_job_then_restart(
         first.kill()  # SIGKILL: no shutdown code runs
     assert first.process.returncode == -9
     assert (data_dir / "engine.json").exists()  # stale: its pid is dead
+    # Before the restart the user writes the output themselves (e.g. with the CLI) and a
+    # notes file beside it: newer than the job, named like its output. Both must survive.
+    output.write_bytes(b"the user's own GeoPackage")
+    bystander.write_text("newer notes")
 
     second = Engine(data_dir, "--no-preload")
     try:
@@ -61,15 +69,20 @@ def test_kill_9_mid_job_then_restart(
             assert after["state"] == "failed"
             assert after["error"] == "engine restarted"
             assert after["finished_at"] is not None
-            assert not output.exists()
-            assert leftovers(out_dir, "roofs") == [bystander.name]
-            assert bystander.read_text() == "mine"
+            assert leftovers(out_dir, "roofs") == sorted([bystander.name, output.name])
+            assert bystander.read_text() == "newer notes"
+            assert output.read_bytes() == b"the user's own GeoPackage"
 
             hro = next((real_data / "hro_colorado").glob("*.tif"))
             nxt = (
                 client.post(
                     "/v1/segment",
-                    json={"raster": str(hro), "prompts": ["car"], "output": str(output)},
+                    json={
+                        "raster": str(hro),
+                        "prompts": ["car"],
+                        "output": str(output),
+                        "overwrite": True,
+                    },
                 )
                 .raise_for_status()
                 .json()
@@ -81,3 +94,26 @@ def test_kill_9_mid_job_then_restart(
             assert history[:2] == [nxt["id"], job["id"]]
     finally:
         assert second.stop() == 0
+
+
+@pytest.mark.slow
+def test_a_restart_right_after_kill_9_is_not_blocked_by_the_zombie(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Until its parent reaps it a killed engine is a zombie whose pid still exists; the
+    port file's engine must answer on its port before it blocks a new one."""
+    data_dir = tmp_path_factory.mktemp("engine-data")
+    first = Engine(data_dir, "--no-preload")
+    os.kill(first.process.pid, signal.SIGKILL)  # not reaped: a zombie, as under a supervisor
+    time.sleep(1)
+    os.kill(first.process.pid, 0)  # the stale pid still "exists"
+    second = Engine(data_dir, "--no-preload")
+    try:
+        assert "listening on" in second.output(), second.output()
+        with second.client() as client:
+            assert client.get("/v1/jobs").status_code == 200
+        third = Engine(data_dir, "--no-preload")  # a live, answering engine still blocks
+        assert third.process.wait(30) == 2 and "already serves" in third.output()
+    finally:
+        assert second.stop() == 0
+        first.process.wait(10)

@@ -1,4 +1,4 @@
-"""GET/DELETE /v1/jobs…: job state for any number of readers, cancel, and an SSE stream."""
+"""GET /v1/jobs…: job state for any number of readers, an SSE stream; POST …/cancel."""
 
 from __future__ import annotations
 
@@ -21,6 +21,30 @@ router = APIRouter(tags=["jobs"], dependencies=[Depends(verify_token)], response
 
 POLL_S = 0.2  # how often an event stream looks for changes (memory only, no I/O)
 KEEPALIVE_S = 15.0  # a comment line now and then keeps proxies and clients from timing out
+
+
+def _event_schema(name: str, data: dict) -> dict:
+    return {
+        "type": "object",
+        "required": ["event", "data"],
+        "properties": {
+            "event": {"const": name},
+            "data": {
+                "type": "string",
+                "contentMediaType": "application/json",
+                "contentSchema": data,
+            },
+        },
+    }
+
+
+# One server-sent event of the stream (what an SSE client reads each time), its data JSON.
+EVENTS_SCHEMA = {
+    "oneOf": [
+        _event_schema("progress", {"$ref": "#/components/schemas/JobInfo"}),
+        _event_schema("metrics", {"type": "object", "additionalProperties": {"type": "number"}}),
+    ]
+}
 
 
 def job_info(record: JobRecord) -> JobInfo:
@@ -49,9 +73,11 @@ async def get_job(job_id: str, engine: Annotated[EngineState, Depends(get_engine
     return job_info(record)
 
 
-@router.delete("/v1/jobs/{job_id}", response_model=JobInfo, responses=errors(404))
+@router.post("/v1/jobs/{job_id}/cancel", response_model=JobInfo, responses=errors(404))
 def cancel_job(job_id: str, engine: Annotated[EngineState, Depends(get_engine)]) -> JobInfo:
-    """Queued: cancelled at once. Running: stops after the current batch. Finished: as is."""
+    """Queued: cancelled at once. Running: stops after the current batch. Finished: as is.
+
+    The job stays in the history (GET answers for it): cancelling is not deleting."""
     record = engine.jobs.cancel(job_id)
     if record is None:
         raise _not_found(job_id)
@@ -92,7 +118,7 @@ async def _stream(jobs: JobManager, job_id: str) -> AsyncIterator[str]:
         200: {
             "description": "`event: progress` (data: JobInfo) on each change and, for training, "
             "`event: metrics` (data: {step, loss, lr, val_iou}); ends after a final state.",
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "content": {"text/event-stream": {"schema": EVENTS_SCHEMA}},
         },
     },
 )
