@@ -28,6 +28,7 @@ from rasterio.windows import transform as window_transform
 
 from saymap.engine.aoi import aoi_from_bounds
 from saymap.engine.infer import SegmentOptions, segment_raster
+from saymap.engine.resolution import CardResolution
 from saymap.training.holdouts import RealSource, dubai_images, holdout_window, sources
 
 log = logging.getLogger(__name__)
@@ -349,3 +350,75 @@ def replace_section(text: str, section: str, heading: str = BENCHMARKS_SECTION) 
     end = text.find("\n## ", start + len(heading))
     tail = text[end:] if end >= 0 else "\n"
     return text[:start] + section.rstrip() + "\n" + tail
+
+
+def _strip_sentences(source: RealSource, root: Path, gsd_m: float, chip_size: int):
+    """Sentence samples (computed from the polygons) on chips wholly inside the hold-out
+    strips of one source, cut on the working grid; the chip side shrinks (to a multiple of
+    32) where a strip is narrower than `chip_size`."""
+    from saymap.training.datasets import LayerSource, LayerSubset, build_layer_dataset
+
+    parts = []
+    for relative in source.rasters:
+        path = root / relative
+        with rasterio.open(path) as src:
+            strip = holdout_window(src.width, src.height)
+            scale = gsd_m / max(abs(src.transform.a), 1e-12)
+        size = min(chip_size, int(strip.width / scale) // 32 * 32)
+        if size < 64:
+            continue
+        built = build_layer_dataset(
+            [LayerSource(path)],
+            root / source.labels,
+            class_field=source.class_field,
+            class_name=source.class_name,
+            chip_size=size,
+            group=True,
+            sentences_from_geometry=True,
+            gsd_m=gsd_m,
+            exclude_holdouts=False,  # the hold-out is exactly what is scored here
+        )
+        spec = built.specs[0]
+        native = spec.native
+        first = holdout_window(native.width if native else spec.width, 1).col_off
+        first_working = first / (native.scale if native else 1.0)
+        keep = [
+            k for k, r in enumerate(built.records) if r.kind == "full" and r.col >= first_working
+        ]
+        if keep:
+            parts.append(LayerSubset(built, keep))
+    return parts
+
+
+def sentence_scorecard(
+    model: Any, root: Path, names: Iterable[str] | None, chip_size: int = 256
+) -> dict[str, Any]:
+    """mIoU and oIoU by sentence kind ("the largest building", "buildings larger than
+    200 m²", ...) on the hold-out strips, at the model card's working resolution."""
+    from saymap.training.data_sources import ConcatDataset
+    from saymap.training.evaluate import evaluate
+
+    gsd_m = CardResolution.from_card(getattr(model, "card", None)).gsd_m or 0.3
+    parts = []
+    for source in sources(names):
+        if source.kind == "layer":
+            parts += _strip_sentences(source, root, gsd_m, chip_size)
+    dataset = ConcatDataset(parts)
+    if len(dataset) == 0:
+        return {"by_kind": {}, "n": 0}
+    result = evaluate(model, dataset, batch_size=4)
+    return {
+        "gsd_m": gsd_m,
+        "n": len(dataset),
+        "by_kind": {
+            kind: {"n": m.n, "miou": round(m.miou, 4), "oiou": round(m.oiou, 4)}
+            for kind, m in result.by_type.items()
+        },
+    }
+
+
+def sentence_table(scores: dict[str, Any]) -> str:
+    lines = ["| sentence kind | samples | mIoU | oIoU |", "|---|---:|---:|---:|"]
+    for kind, m in scores.get("by_kind", {}).items():
+        lines.append(f"| {kind} | {m['n']} | {m['miou']:.3f} | {m['oiou']:.3f} |")
+    return "\n".join(lines) + "\n"

@@ -32,6 +32,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--literal", action="store_true", help="prompts as typed (no class name → all of them)"
     )
+    parser.add_argument(
+        "--sentences",
+        action="store_true",
+        help="also score sentences computed from the hold-outs' polygons, by kind (chips)",
+    )
     parser.add_argument("--threshold", type=float, default=0.5)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     parser.add_argument("--out", type=Path, required=True, help="the JSON to write")
@@ -69,6 +74,11 @@ def run(args: argparse.Namespace) -> int:
     card = run_scorecard(
         model, root, settings, args.sources, progress=lambda name: log.info("scoring %s", name)
     )
+    if args.sentences:
+        from saymap.training.scorecard import sentence_scorecard, sentence_table
+
+        card["sentences"] = sentence_scorecard(model, root, args.sources)
+        sys.stdout.write(sentence_table(card["sentences"]))
     write_scorecard(card, args.out, args.markdown)
     sys.stdout.write(markdown_table(card))
     if args.benchmarks is not None:
