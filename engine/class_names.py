@@ -30,7 +30,10 @@ DEFAULT_SYNONYMS: dict[str, tuple[str, ...]] = {
     "ship": ("boat", "boats", "vessel", "vessels"),
     "water": ("water body", "water bodies", "river", "lake", "sea"),
 }
-IRREGULAR_PLURALS = {"water": "water bodies", "aircraft": "aircraft", "vegetation": "vegetation"}
+IRREGULAR_PLURALS = {  # by last word
+    "water": "water bodies", "aircraft": "aircraft", "vegetation": "vegetation",
+    "person": "people", "leaf": "leaves", "child": "children",
+}  # fmt: skip
 GROUP_TEMPLATE = "all {plural}"  # the synthetic generator's group wording ("all buildings")
 _LEADING = re.compile(r"^(?:(?:all|every|each|the|of|any)\s+)+")
 _WORD = re.compile(r"^[a-z][a-z -]*$")
@@ -38,10 +41,10 @@ _WORD = re.compile(r"^[a-z][a-z -]*$")
 
 def plural(name: str) -> str:
     """English plural of a class name: building → buildings, storage tank → storage tanks."""
-    if name in IRREGULAR_PLURALS:
-        return IRREGULAR_PLURALS[name]
     head, _, last = name.rpartition(" ")
-    if last.endswith(("s", "x", "ch", "sh")):
+    if last in IRREGULAR_PLURALS:
+        last = IRREGULAR_PLURALS[last]
+    elif last.endswith(("s", "x", "z", "ch", "sh")):
         last += "es"
     elif last.endswith("y") and last[-2:-1] not in "aeiou":
         last = last[:-1] + "ies"

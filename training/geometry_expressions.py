@@ -30,6 +30,7 @@ from rasterio.windows import Window
 from rasterio.windows import bounds as window_bounds
 from shapely.geometry import Point, box
 
+from saymap.engine.class_names import plural
 from saymap.engine.raster import RasterSpec
 from saymap.training.chips import ChipRecord, grid
 from saymap.training.labels import LabelFeature
@@ -53,7 +54,6 @@ PLACES = {"in the top left corner": (0, _T, 0, _T), "in the top right corner": (
 RELATIONS = ("left of", "right of", "above", "below", "next to")
 NUMBERS = {"two": 2, "three": 3, "four": 4, "five": 5}
 WORDS = {n: w for w, n in NUMBERS.items()}
-IRREGULAR = {"person": "people", "water": "water bodies", "leaf": "leaves", "child": "children"}
 
 
 @dataclass(frozen=True)
@@ -65,20 +65,6 @@ class GeometryExpression:
     kind: str  # "weak" or "full"
     expression_type: str  # class, group, largest, smallest, position, relation, n_largest, area
     target_ids: tuple[int, ...]
-
-
-def pluralise(name: str) -> str:
-    """The plural of a class name ("storage tank" -> "storage tanks", "bus" -> "buses")."""
-    *head, last = name.split(" ")
-    if last in IRREGULAR:
-        last = IRREGULAR[last]
-    elif last.endswith(("s", "x", "z", "ch", "sh")):
-        last += "es"
-    elif len(last) > 1 and last.endswith("y") and last[-2] not in "aeiou":
-        last = last[:-1] + "ies"
-    else:
-        last += "s"
-    return " ".join([*head, last])
 
 
 def noun(class_name: object) -> str:
@@ -241,8 +227,8 @@ def _for_class(scene: ChipScene, name: str, rng: np.random.Generator):
         yield "class", name, (int(rng.choice(whole.index)),)
     if len(members) < 2:
         return
-    plural = pluralise(name)
-    yield "group", f"all {plural}", tuple(int(i) for i in members.index)
+    many = plural(name)
+    yield "group", f"all {many}", tuple(int(i) for i in members.index)
     for sup, tid in _superlatives(members).items():
         yield sup, f"the {sup} {name}", (tid,)
     by = members.sort_values("area_m2", ascending=False)
@@ -250,11 +236,11 @@ def _for_class(scene: ChipScene, name: str, rng: np.random.Generator):
         top = by.iloc[:n]
         if top["whole"].all() and by["area_m2"].iloc[n - 1] >= SIZE_MARGIN * by["area_m2"].iloc[n]:
             word = WORDS[n] if rng.random() < 0.5 else str(n)
-            yield "n_largest", f"the {word} largest {plural}", tuple(int(i) for i in top.index)
+            yield "n_largest", f"the {word} largest {many}", tuple(int(i) for i in top.index)
     for (word, ids), thresholds in _area_sets(members).items():
         thr = thresholds[int(rng.integers(len(thresholds)))]
         unit = "m²" if rng.random() < 0.5 else "square metres"
-        yield "area", f"{plural} {word} than {thr} {unit}", ids
+        yield "area", f"{many} {word} than {thr} {unit}", ids
     for place in PLACES:
         inner = members[in_place(members, place, PLACE_MARGIN)]
         near = members[in_place(members, place, -PLACE_MARGIN)]
@@ -312,7 +298,7 @@ def denote(text: str, scene: ChipScene) -> set[int]:
     """The ids a sentence of this grammar denotes in a measured chip."""
     o = scene.objects
     names = sorted(set(o["noun"]), key=len, reverse=True)
-    plurals = {pluralise(n): n for n in names}
+    plurals = {plural(n): n for n in names}
     text = " ".join(text.split())
 
     def ids(frame: pd.DataFrame, mask=None) -> set[int]:

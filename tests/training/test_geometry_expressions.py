@@ -17,6 +17,7 @@ from rasterio.transform import from_origin
 from rasterio.windows import transform as window_transform
 from shapely.geometry import box
 
+from saymap.engine.class_names import plural
 from saymap.training.data_sources import layer_datasets
 from saymap.training.datasets import LayerSource, build_layer_dataset
 from saymap.training.geometry_expressions import (
@@ -25,7 +26,6 @@ from saymap.training.geometry_expressions import (
     denote,
     expressions_for_chip,
     measure_chip,
-    pluralise,
     resolve,
 )
 
@@ -178,7 +178,7 @@ def test_area_thresholds_keep_their_margin() -> None:
             if e.expression_type != "area":
                 continue
             assert m, e.text
-            singular = {pluralise(n): n for n in scene.objects["noun"]}[m[1]]
+            singular = {plural(n): n for n in scene.objects["noun"]}[m[1]]
             members = scene.of(singular)
             thr = float(m[3])
             assert (abs(members["area_m2"] - thr) > AREA_MARGIN * members["area_m2"]).all()
@@ -213,7 +213,7 @@ def test_pluralise() -> None:
     cases = {"building": "buildings", "storage tank": "storage tanks", "bus": "buses",
              "bush": "bushes", "body": "bodies", "person": "people", "solar array": "solar arrays",
              "water": "water bodies", "key": "keys"}  # fmt: skip
-    assert {k: pluralise(k) for k in cases} == cases
+    assert {k: plural(k) for k in cases} == cases
 
 
 @pytest.mark.real_data
