@@ -216,5 +216,5 @@ def working_spec(
     resolution = choose_resolution(spec, parse_gsd(gsd), CardResolution.from_card(card))
     if resolution.warning:
         log.warning(resolution.warning)
-    (log.info if resolution.scale != 1.0 else log.debug)("%s: %s", spec.path, resolution.note)
+    log.debug("%s: %s", spec.path, resolution.note)  # callers report it (result, CLI line)
     return at_working_resolution(spec, resolution), resolution

@@ -47,6 +47,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     chips.add_argument(
         "--group", action="store_true", help="one sample per class and chip with all its features"
     )
+    chips.add_argument(
+        "--gsd",
+        default="auto",
+        help="metres per chip pixel: auto (the --model's card gsd_m, so the chips show what "
+        "that model sees), native, or a number (default: %(default)s)",
+    )
+    chips.add_argument("--model", default=None, help="model whose gsd_m auto uses (the active)")
     chips.add_argument("--out", type=Path, required=True, help="new (or empty) folder")
     chips.set_defaults(func=run_chips)
 
@@ -96,9 +103,25 @@ def run_chips(args: argparse.Namespace) -> int:
         classes=[c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None,
         chip_size=args.chip_size,
         group=args.group,
+        gsd_m=(gsd := _chip_gsd(args.gsd, args.model)),
     )
     for line in dataset.report.lines():
         log.info("%s", line)
+    log.info("chips at %s", f"{gsd:g} m per pixel" if gsd else "the rasters' own resolution")
     n = write_chips(dataset, args.out)
     log.info("wrote %d samples to %s", n, args.out)
     return 0
+
+
+def _chip_gsd(value: str, model: str | None) -> float | None:
+    """--gsd as metres per pixel, or None for the rasters' own grid."""
+    from saymap.engine import registry
+    from saymap.engine.resolution import CardResolution, parse_gsd
+
+    choice = parse_gsd(value)
+    if choice.mode == "metres":
+        return choice.metres
+    if choice.mode == "native":
+        return None
+    card = registry.find(model or registry.active_name()).card
+    return CardResolution.from_card(card).gsd_m
