@@ -11,13 +11,13 @@ from saymap.engine.errors import DiskFullError, disk_full, explain
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
-def test_a_real_enospc_is_a_full_disk_naming_the_file() -> None:
+def test_a_real_enospc_is_a_full_disk_naming_where() -> None:
     with pytest.raises(OSError) as caught, open("/dev/full", "w") as full:
         full.write("x")
         full.flush()
     problem = disk_full(caught.value, "/somewhere/out.gpkg")
     assert isinstance(problem, DiskFullError)
-    assert "disk is full" in str(problem) and "/dev/full" in str(problem)
+    assert "disk is full" in str(problem) and "/somewhere/out.gpkg" in str(problem)
     assert disk_full(ValueError("not a disk"), "/somewhere/out.gpkg") is None
 
 
