@@ -105,6 +105,7 @@ def layer_datasets(
         sentences_from_geometry=bool(spec.get("generate_sentences", False)),
         gsd_m=gsd_m,
         scale_jitter=scale_jitter,
+        exclude_holdouts=False,  # split_validation keeps them out of training
     )
     for line in built.report.lines():
         log.info("%s: %s", Path(spec["labels"]).name, line)
@@ -165,6 +166,7 @@ def datasets_from_layers(
         sentences=dataset.get("sentences") or None,
         chip_size=chip_size,
         gsd_m=gsd_m,
+        exclude_holdouts=False,  # split_validation keeps them out of training
     )
     return split_validation(built, range(len(built)), area=area, fraction=fraction)
 

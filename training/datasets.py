@@ -67,8 +67,8 @@ class DatasetReport:
         out.append(f"samples: {self.n_weak} weak (class name), {self.n_full} full (sentence)")
         if self.held_out:
             out.append(
-                f"{self.held_out} chip(s) left out: they touch the real-imagery hold-out "
-                "(the east strip that `saymap scorecard` scores)"
+                f"{self.held_out} chip(s) never trained on: they touch the real-imagery "
+                "hold-out (the east strip that `saymap scorecard` scores)"
             )
         return out
 
@@ -92,6 +92,7 @@ class LayerDataset:
         self.records = records
         self.report = report
         self.scale_jitter = scale_jitter
+        self.held: frozenset[int] = frozenset()  # records training must not use (hold-outs)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -163,10 +164,10 @@ def group_expression(class_name: str) -> str:
     return GROUP_TEMPLATE.format(plural=plural(class_name))
 
 
-def _outside_holdouts(
+def _touching_holdouts(
     records: list[ChipRecord], specs: list[RasterSpec], margin: float
-) -> tuple[list[ChipRecord], int]:
-    """Drop chips that touch the kept-back strip of a shared real raster (holdouts.py);
+) -> frozenset[int]:
+    """Records whose chip touches the kept-back strip of a shared real raster (holdouts.py);
     `margin` (a share of the chip side) covers what scale jitter reads around a chip."""
     from saymap.training.holdouts import holdout_columns
 
@@ -179,12 +180,11 @@ def _outside_holdouts(
             transform = native.transform if native else spec.transform
             # the strip in this spec's pixel columns (north-up rasters)
             strips[i] = (~spec.transform @ (transform @ (first, 0)))[0]
-    kept = []
-    for r in records:
-        if r.raster in strips and r.col + r.size * (1 + margin) > strips[r.raster]:
-            continue
-        kept.append(r)
-    return kept, len(records) - len(kept)
+    return frozenset(
+        k
+        for k, r in enumerate(records)
+        if r.raster in strips and r.col + r.size * (1 + margin) > strips[r.raster]
+    )
 
 
 def _weak_records(
@@ -322,13 +322,18 @@ def build_layer_dataset(
         records += sentence_records(rows, path.name, *common)
     if sentences:
         records += sentence_records(rows_from_dicts(sentences), "sentence", *common, unit="item")
-    if exclude_holdouts:  # False only to inspect the labels themselves, never to train
-        records, report.held_out = _outside_holdouts(records, specs, margin=scale_jitter)
+    held = _touching_holdouts(records, specs, margin=scale_jitter)
+    report.held_out = len(held)
+    if exclude_holdouts:  # else the caller's split keeps them out of training (splits.py)
+        records = [r for k, r in enumerate(records) if k not in held]
+        held = frozenset()
     report.n_weak = sum(r.kind == "weak" for r in records)
     report.n_full = sum(r.kind == "full" for r in records)
     for rep in report.labels:
         rep.n_sentences = report.n_full
-    return LayerDataset(specs, records, report, scale_jitter)
+    dataset = LayerDataset(specs, records, report, scale_jitter)
+    dataset.held = held
+    return dataset
 
 
 class LayerSubset(Subset):

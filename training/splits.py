@@ -117,10 +117,22 @@ def thin(subset: LayerSubset, limit: int | None) -> LayerSubset:
 def split_validation(
     built: LayerDataset, indices: Iterable[int], *, area: AOI | None = None, fraction: float = 0.0
 ) -> tuple[LayerSubset, LayerSubset | None]:
-    """(train, validation) by area, else by a share of features; (all, None) without either."""
+    """(train, validation) by area, else by a share of features; (all, None) without either.
+
+    Chips of the scorecard's hold-outs (`built.held`) may validate but never train."""
     if area is not None:
         split = split_by_area(built, indices, area)
-        return split.train, split.val
-    if fraction <= 0.0:
-        return LayerSubset(built, list(indices)), None
-    return split_held_out(built, indices, fraction)
+        train, val = split.train, split.val
+    elif fraction <= 0.0:
+        train, val = LayerSubset(built, list(indices)), None
+    else:
+        train, val = split_held_out(built, indices, fraction)
+    held = getattr(built, "held", frozenset())
+    if held:
+        train = LayerSubset(built, [k for k in train.indices if k not in held])
+        if not train.indices:
+            raise DatasetError(
+                "every training chip touches the real-imagery hold-out (the east 25 % of the "
+                "shared rasters, which `saymap scorecard` scores): label features elsewhere"
+            )
+    return train, val

@@ -29,9 +29,10 @@ def kampala(real_data: Path) -> tuple[Path, Path]:
 @pytest.fixture(scope="module")
 def built(kampala: tuple[Path, Path]) -> LayerDataset:
     raster, labels = kampala
-    return build_layer_dataset(
-        [LayerSource(raster)], labels, class_field="class", id_field="instance_id"
-    )
+    return build_layer_dataset(  # hold-out chips kept: split_validation is what drops them
+        [LayerSource(raster)], labels, class_field="class", id_field="instance_id",
+        exclude_holdouts=False,
+    )  # fmt: skip
 
 
 def east_quarter(raster: Path, crs: str) -> AOI:
