@@ -35,6 +35,7 @@ from saymap.engine.class_names import interpret_prompts
 from saymap.engine.device import autocast_for, choose_device
 from saymap.engine.errors import Cancelled, OptionError
 from saymap.engine.heap import keep_heap, trim_heap
+from saymap.engine.limits import check_limits
 from saymap.engine.model.outputs import SegmentationOutput, TextFeatures
 from saymap.engine.output import GeoPackageWriter, check_output_path
 from saymap.engine.prefetch import TileData, prefetched_tiles
@@ -90,6 +91,12 @@ class SegmentOptions:
     literal: bool = False  # run prompts exactly as typed (no "building" → "all buildings")
 
     def check(self) -> None:
+        check_limits(  # the same caps as the CLI and the API (engine/limits.py)
+            tile=self.tile,
+            overlap=self.overlap,
+            batch_size=self.batch_size,
+            min_area_px=self.min_area_px,
+        )
         if not 0.0 <= self.threshold < 1.0:
             raise OptionError(f"threshold must be in [0, 1), got {self.threshold}")
         if self.batch_size < 1:

@@ -25,7 +25,7 @@ from rasterio.errors import CRSError as RasterioCRSError
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
-from saymap.engine.errors import BandError, CRSError, RasterReadError
+from saymap.engine.errors import BandError, CRSError, RasterReadError, explain
 
 log = logging.getLogger(__name__)
 
@@ -322,7 +322,7 @@ class WindowReader:
             raw, alpha = self._read_raw(inside)
         except RasterioIOError as exc:
             raise RasterReadError(
-                f"cannot read rows {r0}-{r1}, columns {c0}-{c1} of {spec.path}: {exc}"
+                f"cannot read rows {r0}-{r1}, columns {c0}-{c1} of {spec.path}: {explain(exc)}"
             ) from exc
         valid = ~invalid_pixels(raw, spec.nodata, alpha)
         pixels = to_uint8(raw, spec.scaling)
