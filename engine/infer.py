@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int, str], None]
 GDAL_CACHE_BYTES = 16 * 1024 * 1024  # GDAL's default, 5 % of RAM, fills on a big raster
+EMPTY_RUN_TILES = 16  # tiles held at most before blending, however few hold valid pixels
 
 
 class SegmenterConfig(Protocol):
@@ -285,7 +286,10 @@ def _infer_probabilities(
         for item in tiles:
             pending.append(item)
             active += bool(item[2].any())
-            if active < options.batch_size:
+            # A full batch for the model, or a run of empty tiles (nodata, fill, outside the
+            # AOI) long enough to blend: either way memory stays bounded on a mostly empty
+            # raster, and progress and cancel advance over its empty parts too.
+            if active < options.batch_size and len(pending) < EMPTY_RUN_TILES:
                 continue
             runner.run(pending)
             pending, active = [], 0

@@ -10,6 +10,7 @@ pipeline never segments them.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from pyproj import CRS as ProjCRS
 from rasterio.crs import CRS
 from rasterio.enums import ColorInterp, Resampling
 from rasterio.errors import CRSError as RasterioCRSError
-from rasterio.errors import RasterioIOError
+from rasterio.errors import RasterBlockError, RasterioIOError
 from rasterio.windows import Window
 
 from saymap.engine.errors import BandError, CRSError, RasterReadError, explain
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 
 PERCENTILES = (2.0, 98.0)
 SAMPLE_SIDE = 1024  # longest side of the decimated read the percentiles come from
+MAX_BLOCKS_CHECKED = 4096  # beyond this many blocks a window is just read
 
 
 @dataclass(frozen=True)
@@ -148,14 +150,14 @@ def invalid_pixels(
 ) -> np.ndarray:
     """(C, H, W) raw values → (H, W) bool, True where the pixel must never be segmented.
 
-    A pixel is invalid when every used band equals nodata, when any band is NaN, when
+    A pixel is invalid when every used band equals nodata, when any band is NaN or ±inf, when
     the alpha band is 0, or when every band is 0 (black fill written without a nodata flag).
     """
     invalid = np.all(raw == 0, axis=0)
     if nodata is not None and not np.isnan(nodata):
         invalid |= np.all(raw == nodata, axis=0)
-    if np.issubdtype(raw.dtype, np.floating):
-        invalid |= np.any(np.isnan(raw), axis=0)
+    if np.issubdtype(raw.dtype, np.floating):  # NaN and ±inf are no measurement either
+        invalid |= np.any(~np.isfinite(raw), axis=0)
     if alpha is not None:
         invalid |= alpha == 0
     return invalid
@@ -271,10 +273,37 @@ class WindowReader:
         self._unique = sorted(set(spec.bands))
         self._order = [self._unique.index(b) for b in spec.bands]
         self._dataset: rasterio.io.DatasetReader | None = None
+        self._blocks: tuple[int, int] | None = None  # (rows, cols) of a GeoTIFF's blocks
 
     def __enter__(self) -> WindowReader:
         self._dataset = _open(self.spec.path)
+        self._blocks = self._dataset.block_shapes[0] if self._dataset.driver == "GTiff" else None
         return self
+
+    def _never_written(self, native: Window) -> bool:
+        """True when every file block under `native` is absent (a sparse GeoTIFF's empty
+        area): it reads as fill, so the window is answered without decoding anything."""
+        if self._blocks is None:
+            return False
+        dataset, (bh, bw) = self._dataset, self._blocks
+        assert dataset is not None
+        rows = range(
+            int(native.row_off) // bh, (math.ceil(native.row_off + native.height) - 1) // bh + 1
+        )
+        cols = range(
+            int(native.col_off) // bw, (math.ceil(native.col_off + native.width) - 1) // bw + 1
+        )
+        if len(rows) * len(cols) > MAX_BLOCKS_CHECKED:
+            return False
+        for band in self._unique:
+            for i in rows:
+                for j in cols:
+                    try:
+                        dataset.block_size(band, i, j)
+                        return False  # a block with bytes: read the window
+                    except RasterBlockError:
+                        continue
+        return True
 
     def __exit__(self, *exc: object) -> None:
         if self._dataset is not None:
@@ -318,6 +347,9 @@ class WindowReader:
         if r1 <= r0 or c1 <= c0:
             return np.zeros((3, height, width), np.uint8), np.zeros((height, width), bool)
         inside = Window(c0, r0, c1 - c0, r1 - r0)
+        s = spec.native.scale if spec.native is not None else 1.0
+        if self._never_written(Window(c0 * s, r0 * s, (c1 - c0) * s, (r1 - r0) * s)):
+            return np.zeros((3, height, width), np.uint8), np.zeros((height, width), bool)
         try:
             raw, alpha = self._read_raw(inside)
         except RasterioIOError as exc:
