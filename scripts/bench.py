@@ -81,6 +81,30 @@ def generated_raster(size: int) -> Path:
 # ---------------------------------------------------------------- one run (child process)
 
 
+def sparse_raster(size: int) -> Path:
+    """A size × size sparse RGB GeoTIFF (SPARSE_OK: only a few 512 px squares written, the
+    rest never stored): the mostly empty raster of issue 16's audit, a few MB on disk."""
+    path = CACHE / f"sparse_{size}.tif"
+    if path.exists():
+        with rasterio.open(path) as ds:
+            if ds.tags().get("saymap_bench") == GENERATOR_VERSION and ds.width == size:
+                return path
+    CACHE.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".partial.tif")
+    with rasterio.open(
+        tmp, "w", driver="GTiff", width=size, height=size, count=3, dtype="uint8",
+        crs="EPSG:32633", transform=Affine(0.5, 0, 500_000.0, 0, -0.5, 5_200_000.0),
+        tiled=True, blockxsize=256, blockysize=256, SPARSE_OK=True, BIGTIFF="YES",
+    ) as dst:  # fmt: skip
+        for k in range(1, 5):
+            at = size * k // 5
+            dst.write(_pattern(np.arange(at, at + 512), np.arange(at, at + 512)),
+                      window=Window(at, at, 512, 512))  # fmt: skip
+        dst.update_tags(saymap_bench=GENERATOR_VERSION)
+    tmp.replace(path)
+    return path
+
+
 def _model(choice: str, tile: int):
     if choice in ("auto", "tiny"):
         try:
@@ -121,9 +145,12 @@ def run_child(args: argparse.Namespace) -> int:
     model, label = _model(args.model, args.tile)
     options = SegmentOptions(
         tile=args.tile, overlap=args.overlap, batch_size=args.batch_size, device=args.device,
-        overwrite=True,
+        overwrite=True, gsd=args.gsd,
     )  # fmt: skip
+    model.card = {"gsd_m": float(args.gsd)} if args.gsd not in (None, "native") else {}
     started = time.perf_counter()
+    if args.cancel_after is not None:
+        return _cancel_child(args, model, options, started)
     result = segment_raster(args.raster, ["bright square"], args.output, model=model,
                             options=options)  # fmt: skip
     print(json.dumps({
@@ -139,6 +166,32 @@ def run_child(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cancel_child(args: argparse.Namespace, model, options, started: float) -> int:
+    """Run until `cancel_after` seconds, cancel, and report how long stopping took."""
+    import threading
+
+    from saymap.engine.errors import Cancelled
+    from saymap.engine.infer import segment_raster
+
+    cancel = threading.Event()
+    state = {"done": 0, "total": 0}
+
+    def progress(done: int, total: int, _message: str) -> None:
+        state.update(done=done, total=total)
+
+    timer = threading.Timer(args.cancel_after, cancel.set)
+    timer.start()
+    try:
+        segment_raster(args.raster, ["bright square"], args.output, model=model,
+                       options=options, progress=progress, cancel=cancel)  # fmt: skip
+        stopped = None
+    except Cancelled:
+        stopped = time.perf_counter() - started - args.cancel_after
+    print(json.dumps({"cancel_to_stop_s": stopped, "tiles_done": state["done"],
+                      "tiles": state["total"], "peak_rss_mib": peak_rss_mib()}))  # fmt: skip
+    return 0
+
+
 def measure(raster: Path, args: argparse.Namespace) -> dict:
     """Run one segmentation in a fresh child process, which reports its own peak RSS."""
     command = [
@@ -146,6 +199,7 @@ def measure(raster: Path, args: argparse.Namespace) -> dict:
         "--tile", str(args.tile), "--overlap", str(args.overlap),
         "--batch-size", str(args.batch_size), "--device", args.device,
         "--output", str(CACHE / f"{raster.stem}.gpkg"),
+        *(["--gsd", str(args.gsd)] if args.gsd else []),
     ]  # fmt: skip
     child = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False)
     if child.returncode != 0:
@@ -156,6 +210,19 @@ def measure(raster: Path, args: argparse.Namespace) -> dict:
         row["size"] = f"{ds.width} x {ds.height}"
     row["tiles_per_s"] = row["tiles"] / row["seconds"]
     return row
+
+
+def measure_cancel(raster: Path, args: argparse.Namespace, after: float = 20.0) -> dict:
+    """Cancel a run on `raster` after `after` seconds in a child; its stop time and peak."""
+    command = [
+        sys.executable, __file__, "_child", "--raster", str(raster), "--model", args.model,
+        "--tile", str(args.tile), "--overlap", str(args.overlap),
+        "--batch-size", str(args.batch_size), "--device", args.device,
+        "--output", str(CACHE / f"{raster.stem}-cancel.gpkg"), "--cancel-after", str(after),
+        *(["--gsd", str(args.gsd)] if args.gsd else []),
+    ]  # fmt: skip
+    child = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False)
+    return json.loads(child.stdout.strip().splitlines()[-1])
 
 
 def machine() -> str:
@@ -190,6 +257,12 @@ def memory_table(rows: list[dict], ratio: float, command: str) -> str:
             f"| {r['raster']} | {r['size']} | {r['device']} | {r['tiles']} | "
             f"{r['seconds']:.1f} | {r['tiles_per_s']:.2f} | {r['peak_rss_mib']:.0f} |"
         )
+    for r in rows:
+        if "cancel" in r and r["cancel"].get("cancel_to_stop_s") is not None:
+            c = r["cancel"]
+            lines += ["", f"Cancel on {r['raster']}: asked after 20 s ({c['tiles_done']} of "
+                      f"{c['tiles']} tiles done), stopped **{c['cancel_to_stop_s']:.2f} s** "
+                      f"later; peak RSS {c['peak_rss_mib']:.0f} MiB."]  # fmt: skip
     verdict = "meets" if ratio <= MEMORY_LIMIT else "FAILS"
     lines += [
         "",
@@ -231,7 +304,10 @@ def run_memory(args: argparse.Namespace) -> int:
         per_side = 1 + max(0, -(-(size - args.tile) // stride))
         print(f"bench: {raster.name}: {per_side**2} tiles of {args.tile} px", flush=True)
     rows = [measure(raster, args) for raster in rasters]
-    ratio = rows[-1]["peak_rss_mib"] / rows[0]["peak_rss_mib"]
+    if args.sparse:
+        rows.append(measure(sparse_raster(args.sparse), args))
+        rows[-1]["cancel"] = measure_cancel(sparse_raster(args.sparse), args)
+    ratio = max(r["peak_rss_mib"] for r in rows[1:]) / rows[0]["peak_rss_mib"]
     command = "python scripts/bench.py " + shlex.join(sys.argv[1:])
     table = memory_table(rows, ratio, command.strip())
     print(table)
@@ -256,6 +332,11 @@ def main() -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--no-write", dest="write", action="store_false",
                         help="print only; leave BENCHMARKS.md alone")  # fmt: skip
+    parser.add_argument("--gsd", help="working resolution to read at (default: native)")
+    parser.add_argument(
+        "--sparse", type=int, help="also run a SIDE x SIDE sparse raster (and cancel it)"
+    )
+    parser.add_argument("--cancel-after", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--raster", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--output", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
