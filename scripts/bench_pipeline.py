@@ -78,17 +78,21 @@ def _batches(tiles: int, batch: int) -> list[int]:
     return [batch] * (tiles // batch) + ([tiles % batch] if tiles % batch else [])
 
 
-def raster_batches(raster: Path, tile: int, overlap: int, batch: int) -> list:
-    """The pipeline's own tiles of `raster` (its grid, its reader), as float batches in
-    [0, 1]: the model-only ceiling runs on exactly what the pipeline runs on."""
+def raster_batches(
+    raster: Path, tile: int, overlap: int, batch: int, card: dict | None = None
+) -> list:
+    """The pipeline's own tiles of `raster` (its working grid at the model card's gsd_m, its
+    reader), as float batches in [0, 1]: the model-only ceiling runs on exactly what the
+    pipeline runs on."""
     import numpy as np
     import torch
     from rasterio.windows import Window
 
     from saymap.engine.raster import WindowReader, open_raster
+    from saymap.engine.resolution import working_spec
     from saymap.engine.tiling import TileGrid
 
-    spec = open_raster(raster)
+    spec = working_spec(open_raster(raster), "auto", card)[0]
     grid = TileGrid.over(Window(0, 0, spec.width, spec.height), tile, overlap)
     with WindowReader(spec) as reader:
         pixels = [reader.read(t.window)[0] for t in grid]
@@ -115,7 +119,10 @@ def child_model_only(args: argparse.Namespace) -> dict:
     tile, overlap = TILES[args.model]
     text = model.encode_text([PROMPTS[0]]).to(device)
     if args.raster is not None:
-        batches = [x.to(device) for x in raster_batches(args.raster, tile, overlap, args.batch)]
+        card = getattr(model, "card", None)
+        batches = [
+            x.to(device) for x in raster_batches(args.raster, tile, overlap, args.batch, card)
+        ]
     else:
         shapes = {
             n: torch.rand(n, 3, tile, tile, device=device)
