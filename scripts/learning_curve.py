@@ -24,7 +24,8 @@ from saymap.training.holdouts import default_data_root
 from saymap.training.scorecard import ScorecardSettings, run_scorecard
 
 COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-           (140, 86, 75), (227, 119, 194), (127, 127, 127)]  # fmt: skip
+           (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
+           (0, 0, 0), (255, 215, 0)]  # fmt: skip
 
 
 def snapshot_model(run: Path, weights: Path, out: Path) -> Path:
@@ -71,11 +72,12 @@ def score_snapshots(run: Path, every: int, sources: list[str] | None) -> list[di
 
 def plot(points: list[dict], path: Path, title: str) -> None:
     """A small line plot with Pillow (no plotting library in the engine's environment)."""
-    from PIL import Image, ImageDraw
+    from PIL import Image, ImageDraw, ImageFont
 
     width, height, left, bottom, top, right = 900, 520, 70, 60, 40, 260
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
+    draw.font = ImageFont.load_default(size=13)
     steps = [p["step"] for p in points]
     x_max = max(steps) or 1
 
@@ -104,7 +106,7 @@ def plot(points: list[dict], path: Path, title: str) -> None:
             draw.line(line, fill=colour, width=2)
         for x, y in line:
             draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=colour)
-        draw.text((width - right + 15, top + 18 * k), f"— {name}", fill=colour)
+        draw.text((width - right + 15, top + 18 * k), f"- {name}", fill=colour)
     path.parent.mkdir(parents=True, exist_ok=True)
     image.save(path)
 
@@ -115,7 +117,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--every", type=int, default=200, help="score every Nth step")
     parser.add_argument("--sources", nargs="+", help="scorecard sources (default: all)")
     parser.add_argument("--png", type=Path, default=Path("docs/learning_curve.png"))
+    parser.add_argument("--replot", action="store_true", help="plot RUN/learning_curve.json")
     args = parser.parse_args(argv)
+    if args.replot:
+        points = json.loads((args.run / "learning_curve.json").read_text())
+        plot(points, args.png, f"Hold-out IoU (saymap scorecard) against steps: {args.run.name}")
+        return 0
     points = score_snapshots(args.run, args.every, args.sources)
     (args.run / "learning_curve.json").write_text(json.dumps(points, indent=2) + "\n")
     plot(points, args.png, f"Hold-out IoU (saymap scorecard) against steps: {args.run.name}")
