@@ -11,6 +11,7 @@ from saymap.engine.errors import ReservedPathError
 
 SHIPPED_MODELS = Path(__file__).resolve().parent / "models"
 EXPORTS_DIR = "exports"  # where the plugin writes rasters for the engine (see below)
+RESULTS_DIR = "results"  # the plugin's default folder for result GeoPackages
 
 
 def data_dir() -> Path:
@@ -33,15 +34,15 @@ def check_outside_data_dir(path: str | os.PathLike[str], label: str) -> None:
     can be its job database (GDAL's SQLite driver deletes the -wal file, and the engine's
     history with it), an output written there can replace its token or a model.
 
-    Its `exports/` folder is the one exception: the plugin writes the rasters it hands the
-    engine there (a virtual or web layer exported to a GeoTIFF)."""
+    Its `exports/` and `results/` folders are the exceptions: the plugin writes the rasters
+    it hands the engine to the first (a virtual or web layer exported to a GeoTIFF), and its
+    result GeoPackages to the second when no other folder is set."""
     folder = os.path.normcase(os.path.realpath(_data_dir_path()))
-    exports = os.path.join(folder, EXPORTS_DIR)
     try:
         target = os.path.normcase(os.path.realpath(path))
     except (OSError, ValueError):
         return  # not a usable path: the caller's own checks say why
-    if _within(target, exports):
+    if any(_within(target, os.path.join(folder, name)) for name in (EXPORTS_DIR, RESULTS_DIR)):
         return
     if _within(target, folder):
         raise ReservedPathError(

@@ -313,6 +313,12 @@ def test_paths_in_the_engine_data_folder_are_refused(
     allowed = saymap("segment", exported, "tree", "-o", work / "o.gpkg", "--checkpoint",
                      tmp_path / "no-such-checkpoint", data_dir=tmp_path)  # fmt: skip
     assert allowed.returncode == 2 and "data folder" not in allowed.stderr, allowed.stderr
+    # ... and results/, the plugin's default folder for the GeoPackages it asks for.
+    (data / "results").mkdir()
+    result = saymap("segment", real_data.joinpath(*NEON), "tree", "-o",
+                    data / "results" / "trees.gpkg", "--checkpoint",
+                    tmp_path / "no-such-checkpoint", data_dir=tmp_path)  # fmt: skip
+    assert result.returncode == 2 and "data folder" not in result.stderr, result.stderr
 
 
 @pytest.mark.slow
