@@ -374,3 +374,16 @@ def test_unknown_class_name_warns_in_the_message_bar(
     assert "'silo' is not a class" in text
     assert all(name in text for name in TEST_CLASSES)
     assert "HTTP" not in text and "--" not in text
+
+
+def test_with_default_settings_results_go_to_the_engine_results_folder(
+    plugin, engine: EngineProcess, settings_for, real_data, qtbot
+) -> None:
+    """No output folder set and no saved project: the engine's own results/ folder, which its
+    refusal of paths inside its data folder must allow."""
+    project = QgsProject.instance()
+    settings_for(data_dir=str(engine.data_dir), output_dir="")
+    raster = add_raster(project, real_data / HRO, "hro")
+    result = type_and_run(qtbot, plugin, raster, "car")
+    source = Path(result.source().split("|")[0])
+    assert source.parent == Path(engine.data_dir) / "results" and source.is_file()
