@@ -53,6 +53,11 @@ def plural(name: str) -> str:
     return f"{head} {last}".strip()
 
 
+def group_expression(class_name: str, plural_name: str | None = None) -> str:
+    """The words group samples are trained with and a bare class name runs as."""
+    return GROUP_TEMPLATE.format(plural=plural_name or plural(class_name))
+
+
 def singular(word: str) -> str:
     """Undo the common English plural endings (for matching only)."""
     if word.endswith("ies") and len(word) > 4:
@@ -101,7 +106,7 @@ class Vocabulary:
         return self.lookup.get(_key(prompt))
 
     def group_expression(self, class_name: str) -> str:
-        return GROUP_TEMPLATE.format(plural=self.plurals.get(class_name, plural(class_name)))
+        return group_expression(class_name, self.plurals.get(class_name))
 
 
 @dataclass(frozen=True)

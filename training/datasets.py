@@ -27,7 +27,7 @@ from rasterio.windows import bounds as window_bounds
 from rasterio.windows import transform as window_transform
 from shapely.geometry import box
 
-from saymap.engine.class_names import GROUP_TEMPLATE, plural
+from saymap.engine.class_names import group_expression
 from saymap.engine.errors import DatasetError
 from saymap.engine.raster import RasterSpec, WindowReader, open_raster
 from saymap.engine.resolution import working_spec
@@ -157,11 +157,6 @@ def _resize(pixels: np.ndarray, size: int) -> np.ndarray:
         align_corners=None if shrink else False,
     )
     return out[0].round().clamp(0, 255).to(torch.uint8).numpy()
-
-
-def group_expression(class_name: str) -> str:
-    """The words a group sample is trained with, and that a bare class name runs as."""
-    return GROUP_TEMPLATE.format(plural=plural(class_name))
 
 
 def _touching_holdouts(

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from saymap.engine.class_names import group_expression
 from saymap.engine.errors import DatasetError
 from saymap.training.chips import grid
-from saymap.training.datasets import group_expression
 from saymap.training.holdouts import dubai_images
 from saymap.training.samples import Sample, SampleMeta
 
@@ -40,6 +40,16 @@ def _load(path: str) -> np.ndarray:
     from PIL import Image  # masks are RGB or palette PNGs: read as RGB before matching
 
     return np.asarray(Image.open(path).convert("RGB"))
+
+
+def read_mask(path: Path) -> np.ndarray:
+    """(H, W, 3) uint8 colours of a mask PNG (RGB or palette)."""
+    return _load(str(path))
+
+
+def unscored(rgb: np.ndarray) -> np.ndarray:
+    """Pixels labelled 'Unlabeled' (grey) or not annotated (black): no class's truth."""
+    return np.all(rgb == 155, axis=-1) | np.all(rgb == 0, axis=-1)
 
 
 @dataclass(frozen=True)

@@ -29,17 +29,10 @@ from rasterio.windows import transform as window_transform
 from saymap.engine.aoi import aoi_from_bounds
 from saymap.engine.infer import SegmentOptions, segment_raster
 from saymap.engine.resolution import CardResolution
+from saymap.training.dubai import class_mask, read_mask, unscored
 from saymap.training.holdouts import RealSource, dubai_images, holdout_window, sources
 
 log = logging.getLogger(__name__)
-
-DUBAI_CLASS_COLOURS = {  # mask RGB per class (mask_colours_DERIVED.json in the source)
-    "building": (60, 16, 152),
-    "land": (132, 41, 246),
-    "road": (110, 193, 228),
-    "vegetation": (254, 221, 58),
-    "water": (226, 169, 41),
-}
 
 
 @dataclass
@@ -120,34 +113,10 @@ class ScorecardSettings:
         return SegmentOptions(**values)
 
 
-def _predicted(gpkg: Path, prompt: str, window, transform, crs) -> tuple[np.ndarray, int]:
-    import geopandas as gpd
-
-    frame = gpd.read_file(gpkg)
-    frame = frame[frame["prompt"] == prompt]
-    if frame.crs is not None and crs is not None:
-        frame = frame.to_crs(crs)
+def _rasterised(geometries, window, transform) -> np.ndarray:
+    """(h, w) bool: `geometries` burnt into a window of the raster's grid."""
     shape = (int(window.height), int(window.width))
-    geoms = [g for g in frame.geometry if g is not None and not g.is_empty]
-    if not geoms:
-        return np.zeros(shape, bool), 0
-    mask = rasterize(
-        [(g, 1) for g in geoms], out_shape=shape, transform=transform, fill=0, dtype="uint8"
-    )
-    return mask.astype(bool), len(geoms)
-
-
-def _label_mask(source: RealSource, root: Path, class_name: str, window, transform, crs):
-    import geopandas as gpd
-
-    frame = gpd.read_file(root / source.labels)
-    if frame.crs is None:
-        frame = frame.set_crs(crs)
-    frame = frame.to_crs(crs)
-    if source.class_field is not None:
-        frame = frame[frame[source.class_field].astype(str).str.lower() == class_name]
-    shape = (int(window.height), int(window.width))
-    geoms = [g for g in frame.geometry if g is not None and not g.is_empty]
+    geoms = [g for g in geometries if g is not None and not g.is_empty]
     if not geoms:
         return np.zeros(shape, bool)
     return rasterize(
@@ -155,15 +124,37 @@ def _label_mask(source: RealSource, root: Path, class_name: str, window, transfo
     ).astype(bool)
 
 
+def _read_layer(path: Path, crs) -> Any:
+    """A vector file as a GeoDataFrame in `crs` (its own CRS when it states none)."""
+    import geopandas as gpd
+
+    frame = gpd.read_file(path)
+    if crs is None:
+        return frame
+    return frame.set_crs(crs) if frame.crs is None else frame.to_crs(crs)
+
+
+def _predictions(gpkg: Path, crs) -> dict[str, list]:
+    """The result GeoPackage's polygons per prompt."""
+    frame = _read_layer(gpkg, crs)
+    return {
+        str(p): [g for g in group.geometry if g is not None and not g.is_empty]
+        for p, group in frame.groupby("prompt")
+    }
+
+
 def score_layer_source(
     model: Any, source: RealSource, root: Path, settings: ScorecardSettings, work: Path
 ) -> list[Row]:
     """Each raster's east strip: segment every class, rasterise, compare with the labels."""
     rows = []
+    labels = None
     for relative in source.rasters:
         path = root / relative
         with rasterio.open(path) as src:
             width, height, crs, transform = src.width, src.height, src.crs, src.transform
+        if labels is None:  # the source's rasters share one CRS and one label layer
+            labels = _read_layer(root / source.labels, crs)
         strip = holdout_window(width, height)
         strip_transform = window_transform(strip, transform)
         aoi = aoi_from_bounds(*window_bounds(strip, transform))
@@ -177,30 +168,19 @@ def score_layer_source(
             options=settings.options(aoi=aoi, overwrite=True),
         )
         seconds = time.perf_counter() - started
+        predicted = _predictions(out, crs)
         for class_name in source.classes:
-            pred, n = _predicted(out, class_name, strip, strip_transform, crs)
-            truth = _label_mask(source, root, class_name, strip, strip_transform, crs)
+            polygons = predicted.get(class_name, [])
+            truth = labels
+            if source.class_field is not None:
+                truth = labels[labels[source.class_field].astype(str).str.lower() == class_name]
             counts = Counts()
-            counts.add(pred, truth)
-            rows.append(Row(source.name, path.stem, class_name, counts, n, seconds))
+            counts.add(
+                _rasterised(polygons, strip, strip_transform),
+                _rasterised(truth.geometry, strip, strip_transform),
+            )
+            rows.append(Row(source.name, path.stem, class_name, counts, len(polygons), seconds))
     return rows
-
-
-def _dubai_rgb(mask_path: Path) -> np.ndarray:
-    from PIL import Image  # masks are RGB or palette PNGs: read as RGB before matching
-
-    return np.asarray(Image.open(mask_path).convert("RGB"))
-
-
-def _dubai_truth(mask_path: Path, class_name: str) -> np.ndarray:
-    colour = np.asarray(DUBAI_CLASS_COLOURS[class_name], np.uint8)
-    return np.all(_dubai_rgb(mask_path) == colour, axis=-1)
-
-
-def _dubai_ignored(mask_path: Path) -> np.ndarray:
-    """Pixels labelled 'Unlabeled' (grey) or not annotated (black) count for no class."""
-    rgb = _dubai_rgb(mask_path)
-    return np.all(rgb == 155, axis=-1) | np.all(rgb == 0, axis=-1)
 
 
 def score_dubai(
@@ -222,13 +202,19 @@ def score_dubai(
         with rasterio.open(image) as src:
             window = Window(0, 0, src.width, src.height)
             transform = src.transform
-        ignored = _dubai_ignored(mask)
+        rgb = read_mask(mask)
+        scored = ~unscored(rgb)
+        predicted = _predictions(out, None)
         for class_name in source.classes:
-            pred, n = _predicted(out, class_name, window, transform, None)
+            polygons = predicted.get(class_name, [])
             counts = Counts()
-            counts.add(pred, _dubai_truth(mask, class_name), ~ignored)
+            counts.add(
+                _rasterised(polygons, window, transform),
+                class_mask(rgb, class_name).astype(bool),
+                scored,
+            )
             block = f"{image.parent.parent.name}/{image.stem}"
-            rows.append(Row(source.name, block, class_name, counts, n, seconds))
+            rows.append(Row(source.name, block, class_name, counts, len(polygons), seconds))
     return rows
 
 
