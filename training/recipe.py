@@ -44,6 +44,9 @@ class DataSection:
     augment: bool = False  # photometric augmentation of real chips (training/augment.py)
     real_share_per_batch: float | None = None  # at least this share of each batch is real
     dubai: str | None = None  # the dubai_landcover folder (its held-out tile is skipped)
+    # Each sample of these sources ("layer", "dubai", "synthetic", …) enters the batch draw this
+    # many times, so a small source is not drowned by a large one on the same side of the mix.
+    source_repeat: dict[str, int] = field(default_factory=dict)
     full_ratio: float = 1.0  # share of targets that keep their full expression (WREL)
     max_train_samples: int | None = None
     max_val_samples: int | None = 200
@@ -111,6 +114,11 @@ class Recipe:
             )
         if not 0.0 <= self.data.full_ratio <= 1.0:
             raise RecipeError(f"data.full_ratio must be in [0, 1], got {self.data.full_ratio}")
+        if any(not isinstance(n, int) or n < 1 for n in self.data.source_repeat.values()):
+            raise RecipeError(
+                "data.source_repeat values must be whole numbers >= 1, "
+                f"got {self.data.source_repeat}"
+            )
         if self.data.chip_size % 32:
             raise RecipeError(f"data.chip_size must be a multiple of 32, got {self.data.chip_size}")
         if self.optim.steps < 1 or self.optim.batch_size < 1 or self.optim.grad_accum < 1:

@@ -4,6 +4,7 @@ them, and the EMA teacher's momentum schedule ("Understanding What Is Not Said",
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,19 +31,26 @@ def _keep_full(sample_id: str, ratio: float, seed: int) -> bool:
     return int.from_bytes(digest[:8], "big") / 2**64 < ratio
 
 
-def split_pools(dataset: SampleDataset, full_ratio: float, seed: int) -> Pools:
-    """Keep `full_ratio` of the full expressions (the WREL setting); every weak one stays."""
+def split_pools(
+    dataset: SampleDataset,
+    full_ratio: float,
+    seed: int,
+    source_repeat: Mapping[str, int] | None = None,
+) -> Pools:
+    """Keep `full_ratio` of the full expressions (the WREL setting); every weak one stays.
+    A sample whose source is in `source_repeat` enters its pool that many times."""
     full, weak, weak_names, real = [], [], [], []
     for i in range(len(dataset)):
         sample = sample_meta(dataset, i)  # no pixels read
+        times = (source_repeat or {}).get(sample.source, 1)
         if sample.source != "synthetic":
             real.append(i)
         if sample.kind == "full":
             if full_ratio >= 1.0 or _keep_full(sample.sample_id, full_ratio, seed):
-                full.append(i)
+                full += [i] * times
         else:
-            weak.append(i)
-            weak_names.append(sample.class_name)
+            weak += [i] * times
+            weak_names += [sample.class_name] * times
     classes = sorted(set(weak_names))
     index = {c: k for k, c in enumerate(classes)}
     return Pools(full, weak, classes, [index[c] for c in weak_names], frozenset(real))
