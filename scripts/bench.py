@@ -115,7 +115,8 @@ def _model(choice: str, tile: int):
         else:
             model = SaymapModel(SaymapConfig.named("tiny", tile_size=tile))
             return model, "tiny (random weights)"
-    from saymap.engine.brightness import BrightnessConfig, BrightnessSegmenter
+    sys.path.insert(0, str(ROOT))  # the brightness segmenter is a test double, in tests/
+    from tests.engine.brightness import BrightnessConfig, BrightnessSegmenter
 
     return BrightnessSegmenter(BrightnessConfig(tile_size=tile)), "brightness segmenter"
 

@@ -27,7 +27,7 @@ from saymap.engine.server.segment_job import run_segment
 from saymap.engine.server.settings import API_VERSION, Settings, get_settings
 from saymap.engine.server.state import EngineState
 from saymap.engine.server.store import JobStore
-from saymap.engine.server.training import run_training
+from saymap.engine.server.train_job import run_training
 from saymap.engine.version import __version__
 
 log = logging.getLogger(__name__)

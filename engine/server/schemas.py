@@ -2,7 +2,7 @@
 
 The served OpenAPI document is generated from these, so every limit a request must meet is
 stated here (lengths, ranges, patterns) and schemathesis can check the server keeps them.
-Checks that need the file system (does the raster exist?) live in `validation.py`.
+Checks that need the file system (does the raster exist?) live in `preflight.py`.
 """
 
 from __future__ import annotations

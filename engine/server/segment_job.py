@@ -14,8 +14,8 @@ from saymap.engine.infer import SegmentOptions
 from saymap.engine.output import place
 from saymap.engine.server.jobs import JobContext
 from saymap.engine.server.models_cache import ModelCache
+from saymap.engine.server.preflight import build_aoi
 from saymap.engine.server.schemas import SegmentRequest
-from saymap.engine.server.validation import build_aoi
 
 log = logging.getLogger(__name__)
 

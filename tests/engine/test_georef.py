@@ -17,8 +17,8 @@ import rasterio
 import shapely
 from pyproj import CRS
 
-from saymap.engine.brightness import BrightnessSegmenter
 from saymap.engine.infer import SegmentOptions, segment_raster
+from tests.engine.brightness import BrightnessSegmenter
 from tests.engine.painting import box_in_map, equal_area_m2, paint_copy, pixel_size
 
 # (sample, file, box to paint: row0, row1, col0, col1). Every box crosses a tile border

@@ -23,7 +23,6 @@ import torch
 from pyproj import Transformer
 
 from saymap.engine.aoi import AOI
-from saymap.engine.brightness import BrightnessConfig, BrightnessSegmenter
 from saymap.engine.device import choose_device
 from saymap.engine.errors import (
     Cancelled,
@@ -35,6 +34,7 @@ from saymap.engine.errors import (
 )
 from saymap.engine.infer import SegmentOptions, segment_raster
 from saymap.engine.model.outputs import SegmentationOutput, TextFeatures
+from tests.engine.brightness import BrightnessConfig, BrightnessSegmenter
 from tests.engine.painting import box_in_map, paint_copy
 
 pytestmark = pytest.mark.real_data

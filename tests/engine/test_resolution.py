@@ -20,12 +20,12 @@ import shapely
 from affine import Affine
 from rasterio.crs import CRS
 
-from saymap.engine.brightness import BrightnessSegmenter
 from saymap.engine.errors import OptionError
 from saymap.engine.infer import SegmentOptions, segment_raster
 from saymap.engine.raster import open_raster
 from saymap.engine.resolution import ground_resolution_m, parse_gsd, working_spec
 from saymap.engine.tiling import TileGrid
+from tests.engine.brightness import BrightnessSegmenter
 
 # A 96 m x 96 m scene, origin in UTM 33N, with bright "roofs" at arbitrary (not grid-aligned)
 # places; sizes in metres.

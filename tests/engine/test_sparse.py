@@ -19,10 +19,10 @@ import shapely
 from affine import Affine
 from rasterio.windows import Window
 
-from saymap.engine.brightness import BrightnessSegmenter
 from saymap.engine.errors import Cancelled
 from saymap.engine.infer import SegmentOptions, segment_raster
 from saymap.engine.raster import WindowReader, invalid_pixels, open_raster
+from tests.engine.brightness import BrightnessSegmenter
 
 SIDE = 16_384
 TRANSFORM = Affine(0.5, 0, 500_000.0, 0, -0.5, 5_000_000.0)

@@ -13,10 +13,10 @@ from affine import Affine
 from rasterio.windows import Window
 
 from saymap.engine.blend import RowBandBlender, sigmoid
-from saymap.engine.brightness import BrightnessSegmenter
 from saymap.engine.errors import OptionError
 from saymap.engine.infer import SegmentOptions, segment_raster
 from saymap.engine.tiling import WEIGHT_FLOOR, Tile, TileGrid, weight_window
+from tests.engine.brightness import BrightnessSegmenter
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from saymap.engine.brightness import BrightnessSegmenter
 from saymap.training.holdouts import (
     DUBAI_HOLDOUT_TILE,
     dubai_images,
@@ -25,6 +24,7 @@ from saymap.training.scorecard import (
     replace_section,
     run_scorecard,
 )
+from tests.engine.brightness import BrightnessSegmenter
 
 
 def test_counts_give_iou_precision_recall() -> None:

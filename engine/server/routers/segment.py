@@ -7,11 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, status
 
 from saymap.engine.server.auth import verify_token
+from saymap.engine.server.preflight import check_segment, same_path
 from saymap.engine.server.routers import errors
 from saymap.engine.server.routers.jobs import job_info
 from saymap.engine.server.schemas import JobInfo, SegmentRequest
 from saymap.engine.server.state import EngineState, get_engine
-from saymap.engine.server.validation import check_segment, same_path
 
 router = APIRouter(tags=["jobs"], dependencies=[Depends(verify_token)], responses=errors(401))
 

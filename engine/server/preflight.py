@@ -186,7 +186,7 @@ def check_train(request: TrainRequest) -> dict[str, Any]:
     check_input_file(request.dataset.labels, "labels file")
     check_device(request.device)
     check_validation_area(request)
-    from saymap.engine.server.training import TrainingUnavailable, load_recipe
+    from saymap.engine.server.train_job import TrainingUnavailable, load_recipe
 
     try:
         load_recipe(request)
