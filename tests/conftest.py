@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-REAL_DATA = ROOT.parent / "shared" / "data" / "real"
+# SAYMAP_SHARED=/nonexistent runs the tests as a fresh clone without ../shared beside it.
+SHARED = Path(os.environ.get("SAYMAP_SHARED") or ROOT.parent / "shared")
+REAL_DATA = SHARED / "data" / "real"
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Turning samples into tensors, cached text features, and validation during training."""
+"""Turning samples into tensors and chips, and cached text features, for the trainer."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ import torch
 from saymap.engine.model import SaymapModel
 from saymap.engine.model.outputs import TextFeatures
 from saymap.engine.model.reference_bank import ReferenceBank
-from saymap.training.metrics import MetricAccumulator
-from saymap.training.samples import Sample, SampleDataset
+from saymap.training.samples import Sample
 
 
 def chip(sample: Sample, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -75,36 +74,6 @@ def banked_text(
     ids, mask = tokens["input_ids"].to(model.device), tokens["attention_mask"].to(model.device)
     embeds, full_mask = bank.write(model.text_encoder.word_embeddings(ids), mask, index)
     return model.text_encoder(ids, full_mask, inputs_embeds=embeds)
-
-
-@torch.no_grad()
-def validate(
-    model: SaymapModel, dataset: SampleDataset, size: int, batch: int = 8
-) -> dict[str, float]:
-    """oIoU / mIoU / P@0.5 on all, full-only and weak-only samples at the chip size.
-
-    The forward is `saymap eval`'s own (`predict_logits`, float32, logit > 0), so a chip
-    folder of the same samples scores the same there.
-    """
-    from saymap.training.evaluate import predict_logits
-
-    model.eval()
-    groups = {"all": MetricAccumulator(), "full": MetricAccumulator(), "weak": MetricAccumulator()}
-    for start in range(0, len(dataset), batch):
-        stop = min(len(dataset), start + batch)
-        samples = [chipped(dataset[i], size) for i in range(start, stop)]
-        pred = (predict_logits(model, samples, None)[:, 0] > 0).cpu().numpy()
-        for s, p in zip(samples, pred, strict=True):
-            groups["all"].update(p, s.mask > 0)
-            groups[s.kind].update(p, s.mask > 0)
-    out: dict[str, float] = {}
-    for name, acc in groups.items():
-        result = acc.result()
-        if result.n:
-            out[f"{name}/oIoU"] = result.oiou
-            out[f"{name}/mIoU"] = result.miou
-            out[f"{name}/P@0.5"] = result.precision["0.5"]
-    return out
 
 
 def chipped(sample: Sample, size: int) -> Sample:

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from saymap.engine.errors import DatasetError
+from saymap.training.batching import chipped
 from saymap.training.metrics import ANCHOR_SIZE, MetricAccumulator, Metrics, resize_nearest
 from saymap.training.samples import Sample, SampleDataset
 
@@ -113,6 +114,30 @@ def evaluate(
         seconds=time.perf_counter() - started,
         input_size=input_size,
     )
+
+
+@torch.no_grad()
+def evaluate_by_kind(model, dataset: SampleDataset, size: int, batch: int = 8) -> dict[str, float]:
+    """oIoU / mIoU / P@0.5 on all, full-only and weak-only samples at the chip size: the
+    trainer's validation. Its forward is `predict_logits`, as `evaluate` (float32,
+    logit > 0), so a chip folder of the same samples scores the same in `saymap eval`."""
+    model.eval()
+    groups = {"all": MetricAccumulator(), "full": MetricAccumulator(), "weak": MetricAccumulator()}
+    for start in range(0, len(dataset), batch):
+        stop = min(len(dataset), start + batch)
+        samples = [chipped(dataset[i], size) for i in range(start, stop)]
+        pred = (predict_logits(model, samples, None)[:, 0] > 0).cpu().numpy()
+        for s, p in zip(samples, pred, strict=True):
+            groups["all"].update(p, s.mask > 0)
+            groups[s.kind].update(p, s.mask > 0)
+    out: dict[str, float] = {}
+    for name, acc in groups.items():
+        result = acc.result()
+        if result.n:
+            out[f"{name}/oIoU"] = result.oiou
+            out[f"{name}/mIoU"] = result.miou
+            out[f"{name}/P@0.5"] = result.precision["0.5"]
+    return out
 
 
 def open_eval_data(

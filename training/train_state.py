@@ -1,21 +1,144 @@
 """Resumable training state without pickles: tensors in safetensors, the rest in JSON.
 
 Written atomically (temp folder, then rename), so a `kill -9` mid-write leaves the previous
-state intact and resuming loses at most `checkpoint_every` steps.
+state intact and resuming loses at most `checkpoint_every` steps. `save_run` and
+`restore_run` say what a training run keeps; resuming refuses other settings or other data.
 """
 
 from __future__ import annotations
 
+import copy
 import json
+import logging
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
 
+from saymap.engine.model import SaymapModel
+from saymap.training.distributed import DistInfo, barrier
+from saymap.training.recipe import Recipe, RecipeError, recipe_changes
+
+log = logging.getLogger(__name__)
 STATE_DIR = "state"
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a run stands: the next stage and step in it, and the model steps taken so far
+    (they drive the learning-rate schedule across stages 1 and 3)."""
+
+    stage_index: int = 0
+    step: int = 0
+    model_steps_done: int = 0
+
+
+@dataclass
+class RunParts:
+    """What a training run saves and restores besides its progress."""
+
+    model: SaymapModel
+    banks: dict[str, torch.nn.Parameter]  # "sample" and "class" reference-bank entries
+    dmols: torch.nn.Module | None
+    optimizers: dict[str, torch.optim.Optimizer]  # "model" and "bank"
+
+
+def _recipe_json(recipe: Recipe) -> dict[str, Any]:
+    """The recipe as the state file holds it (JSON types), so saved and current compare."""
+    return json.loads(json.dumps(recipe.to_dict()))
+
+
+def save_run(
+    out_dir: Path,
+    parts: RunParts,
+    teacher: SaymapModel | None,
+    progress: Progress,
+    recipe: Recipe,
+    train_samples: int,
+    dist: DistInfo,
+) -> None:
+    """Rank 0 writes the state; every rank waits for it, so none runs ahead of a save."""
+    if not dist.is_main:
+        barrier(dist)
+        return
+    model = parts.model
+    modules = {
+        "model": {
+            k: v
+            for k, v in model.state_dict().items()
+            if not k.startswith("text_encoder.") or not model.config.freeze_text_encoder
+        },
+        "banks": dict(parts.banks),
+    }
+    if parts.dmols is not None:
+        modules["dmols"] = parts.dmols.state_dict()
+    if teacher is not None:
+        modules["teacher"] = {
+            k: v for k, v in teacher.state_dict().items() if k in modules["model"]
+        }
+    saved = {
+        "stage_index": progress.stage_index,
+        "step": progress.step,
+        "model_steps_done": progress.model_steps_done,
+        # What resuming checks it continues: the same settings, the same samples.
+        "recipe": _recipe_json(recipe),
+        "train_samples": train_samples,
+    }
+    save_state(out_dir, modules, parts.optimizers, saved)
+    barrier(dist)
+
+
+def restore_run(
+    out_dir: Path, parts: RunParts, recipe: Recipe, train_samples: int
+) -> tuple[Progress, SaymapModel | None]:
+    """Loads the saved state into `parts`: where to go on, and the EMA teacher if stage 3
+    had begun. A fresh Progress where out_dir holds no state."""
+    state = load_state(out_dir)
+    if state is None:
+        return Progress(), None
+    saved = state["progress"]
+    check_resumable(out_dir, saved, recipe, train_samples)
+    modules = state["modules"]
+    parts.model.load_state_dict(modules["model"], strict=False)
+    with torch.no_grad():
+        for name, entries in parts.banks.items():
+            entries.copy_(modules["banks"][name])
+    if parts.dmols is not None:
+        parts.dmols.load_state_dict(modules["dmols"])
+    teacher = None
+    if "teacher" in modules:
+        teacher = copy.deepcopy(parts.model)
+        teacher.load_state_dict(modules["teacher"], strict=False)
+    for name, optimizer in parts.optimizers.items():
+        optimizer.load_state_dict(state["optimizers"][name])
+    torch.set_rng_state(state["rng"]["torch"])
+    log.info("resuming at stage %d step %d", saved["stage_index"], saved["step"])
+    progress = Progress(saved["stage_index"], saved["step"], saved["model_steps_done"])
+    return progress, teacher
+
+
+def check_resumable(
+    out_dir: Path, saved: dict[str, Any], recipe: Recipe, train_samples: int
+) -> None:
+    """Refuse to continue a run with other settings or other data: the result would be
+    neither run. States saved before this check carry no recipe and are trusted."""
+    problems = []
+    if "recipe" in saved:
+        problems += recipe_changes(saved["recipe"], _recipe_json(recipe))
+    saved_samples = saved.get("train_samples")
+    if saved_samples is not None and saved_samples != train_samples:
+        problems.append(f"training samples: {saved_samples} → {train_samples}")
+    if problems:
+        raise RecipeError(
+            f"{out_dir} holds a run started with other settings ("
+            + "; ".join(problems)
+            + "); resume it with its own recipe and data, or start afresh (--fresh, "
+            "or another output folder)"
+        )
 
 
 def _flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:

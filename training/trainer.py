@@ -8,13 +8,14 @@ engine server. Stages (by `wrel.method`):
                  model frozen; stage 3 trains a student on the mix, weak samples through
                  their bank entry, while an EMA teacher follows; the teacher is the result.
 Every step's batch is a pure function of (seed, stage, step), and the state is saved every
-`checkpoint_every` steps, so a killed run resumes where it stopped.
+`checkpoint_every` steps, so a killed run resumes where it stopped. The parts live beside:
+the stage plan and schedule in schedule.py, the banks in bank_stage.py, saving and resuming
+in train_state.py, the model card in model_card.py.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import threading
 import time
@@ -25,22 +26,27 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 
+from saymap.engine.device import choose_device
 from saymap.engine.errors import Cancelled, DatasetError
 from saymap.engine.heap import keep_heap
 from saymap.engine.model import SaymapConfig, SaymapModel, load_model, save_model
 from saymap.engine.model.outputs import SegmentationOutput, TextFeatures
-from saymap.engine.model.reference_bank import ReferenceBank, attach_class_bank
+from saymap.engine.model.reference_bank import attach_class_bank
+from saymap.engine.registry import resolve_checkpoint
 from saymap.training.augment import PhotometricAugment
-from saymap.training.batching import TextCache, autocast, banked_text, to_tensors, validate
+from saymap.training.bank_stage import BankStage
+from saymap.training.batching import TextCache, autocast, to_tensors
 from saymap.training.distributed import average_gradients, barrier, init_distributed, wrap_model
 from saymap.training.dmols import DualModalObjectLearning
+from saymap.training.evaluate import evaluate_by_kind
 from saymap.training.losses import segmentation_loss
+from saymap.training.model_card import model_card
 from saymap.training.pretrained import load_pretrained_backbone
-from saymap.training.recipe import Recipe, RecipeError, recipe_changes
+from saymap.training.recipe import Recipe
 from saymap.training.samples import SampleDataset
-from saymap.training.train_state import load_state, save_state
+from saymap.training.schedule import param_groups, plan_stages, poly_lr
+from saymap.training.train_state import Progress, RunParts, restore_run, save_run
 from saymap.training.wrel import (
     Pools,
     draw_batch,
@@ -51,7 +57,6 @@ from saymap.training.wrel import (
 )
 
 log = logging.getLogger(__name__)
-CLASS_BANK_FILE = "class_bank.safetensors"
 
 
 @dataclass
@@ -81,39 +86,15 @@ EventSink = Callable[[TrainEvent], None]
 
 
 def pick_device(requested: str) -> torch.device:
-    from saymap.engine.device import choose_device
-
     device, reason = choose_device(requested)
     log.info("training on %s (%s)", device, reason)
     return device
 
 
-def poly_lr(base: float, step: int, total: int, power: float, warmup: int) -> float:
-    if step < warmup:
-        return base * (step + 1) / warmup
-    return base * (1 - min(step, total - 1) / total) ** power
-
-
-def param_groups(
-    model: SaymapModel, extra: list[torch.nn.Parameter], backbone_lr_scale: float
-) -> list[dict[str, Any]]:
-    """The optimizer's groups: the backbone at lr × backbone_lr_scale (kept apart only when
-    the scale is not 1, so states saved with one group still resume), everything else at lr.
-    Each group's `lr_scale` is what the schedule multiplies its lr by."""
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    if backbone_lr_scale == 1.0:
-        return [{"params": trainable + extra, "lr_scale": 1.0}]
-    backbone = {id(p) for p in model.backbone.parameters()}
-    return [
-        {"params": [p for p in trainable if id(p) not in backbone] + extra, "lr_scale": 1.0},
-        {
-            "params": [p for p in trainable if id(p) in backbone],
-            "lr_scale": backbone_lr_scale,
-        },
-    ]
-
-
 class Trainer:
+    """The step loop: model and bank steps in stage order, with events, validation, saves
+    and cancellation between steps."""
+
     def __init__(
         self,
         recipe: Recipe,
@@ -137,10 +118,12 @@ class Trainer:
         torch.manual_seed(recipe.run.seed)
         self.model = self._build_model().to(self.device)
         self.forward_model = wrap_model(self.model, self.dist, self.device)
-        self.pools = split_pools(train_set, recipe.data.full_ratio, recipe.run.seed)
+        self.pools = split_pools(
+            train_set, recipe.data.full_ratio, recipe.run.seed, recipe.data.source_repeat
+        )
         self.augment = PhotometricAugment()
         self.rng = np.random.default_rng(recipe.run.seed)  # augmentation draws only
-        self.stages = self._plan()
+        self.stages = plan_stages(recipe, self.pools)
         self.total = sum(steps for _, steps in self.stages)
         self.text = TextCache(self.model)
         config = self.model.config
@@ -155,16 +138,12 @@ class Trainer:
             lr=recipe.optim.lr,
             weight_decay=recipe.optim.weight_decay,
         )
-        dim, tokens = self.model.config.text_hidden_size, self.model.config.max_tokens
-        # Only LRB-WREL uses the banks; one entry per weak sample is 600 MB on the synthetic
-        # set, held and checkpointed for nothing by the other methods.
-        banked = recipe.wrel.method == "lrb-wrel"
-        n_samples = max(1, len(self.pools.weak)) if banked else 1
-        n_classes = max(1, len(self.pools.classes)) if banked else 1
-        self.sample_bank = ReferenceBank(n_samples, tokens, dim).to(self.device)
-        self.class_bank = ReferenceBank(n_classes, tokens, dim).to(self.device)
-        self.bank_optimizer = torch.optim.Adam(
-            [*self.sample_bank.parameters(), *self.class_bank.parameters()], lr=recipe.wrel.bank_lr
+        self.banks = BankStage(recipe, self.pools, self.model, self.device)
+        self.parts = RunParts(
+            self.model,
+            self.banks.entries,
+            self.dmols,
+            {"model": self.optimizer, "bank": self.banks.optimizer},
         )
         self.teacher: SaymapModel | None = None
         self.model_steps_done = 0  # drives the poly schedule across stages 1 and 3
@@ -172,7 +151,7 @@ class Trainer:
     def _build_model(self) -> SaymapModel:
         spec = self.recipe.model
         if spec.init:
-            model = load_model(spec.init, device="cpu")
+            model = load_model(resolve_checkpoint(spec.init), device="cpu")
             if spec.overrides:
                 raise DatasetError("model.overrides cannot change a model loaded with model.init")
             attach_class_bank(model, [], None)
@@ -180,30 +159,6 @@ class Trainer:
         model = SaymapModel(SaymapConfig.named(spec.config, **spec.overrides))
         load_pretrained_backbone(model)  # converted weights (coral:...); a no-op otherwise
         return model.train()
-
-    def _plan(self) -> list[tuple[str, int]]:
-        r, p = self.recipe, self.pools
-        steps = r.optim.steps
-        if r.wrel.method == "accurate-only":
-            if not p.full:
-                raise DatasetError(
-                    "accurate-only training needs full expressions and this dataset has none; "
-                    "add sentences, or use wrel.method = 'naive-wrel'"
-                )
-            return [("supervised", steps)]
-        if r.wrel.method == "naive-wrel":
-            if not p.full:
-                log.warning("no full expressions: naive WREL trains on class names alone")
-            return [("supervised", steps)]
-        if not p.full:
-            raise DatasetError(
-                "LRB-WREL stage 1 needs full expressions (sentences) and this dataset has none; "
-                "add a few sentences, or ask for wrel.method = 'naive-wrel'"
-            )
-        if not p.weak:
-            return [("full", steps)]
-        stage1 = r.wrel.stage1_steps if r.wrel.stage1_steps is not None else steps // 3
-        return [("full", stage1), ("bank", r.wrel.bank_steps), ("mix", steps - stage1)]
 
     # -- one step of each kind -------------------------------------------------------------
     def _model_step(self, stage_index: int, stage: str, step: int) -> float:
@@ -278,17 +233,12 @@ class Trainer:
         weak_rows = [k for k, (_, weak) in enumerate(picks) if weak]
         text = self.text([s.expression for s in samples])
         if stage == "mix" and weak_rows:  # weak samples through their learned bank entry
-            with torch.no_grad():
-                banked = banked_text(
-                    self.model,
-                    [samples[k].expression for k in weak_rows],
-                    self.sample_bank,
-                    torch.tensor([picks[k][0] for k in weak_rows], device=self.device),
-                )
-            rows = torch.tensor(weak_rows, device=self.device)
-            text = TextFeatures(
-                text.embeddings.index_copy(0, rows, banked.embeddings.to(text.embeddings.dtype)),
-                text.mask.index_copy(0, rows, banked.mask.to(text.mask.dtype)),
+            text = self.banks.route_weak(
+                self.model,
+                text,
+                [samples[k].expression for k in weak_rows],
+                weak_rows,
+                [picks[k][0] for k in weak_rows],
             )
         out, loss = self._forward_loss(pixels, text, masks)
         weight = self.recipe.wrel.ema_consistency_weight
@@ -318,99 +268,21 @@ class Trainer:
         return out, loss
 
     def _bank_step(self, stage_index: int, step: int) -> float:
-        picks = self._draw(stage_index, "bank", step)
-        weak = [j for j, _ in picks]
-        samples = [self.train_set[self.pools.weak[j]] for j in weak]
-        pixels, masks = to_tensors(samples, self.recipe.data.chip_size, self.device)
-        names = [s.expression for s in samples]
-        self.bank_optimizer.zero_grad(set_to_none=True)
-        sample_idx = torch.tensor(weak, device=self.device)
-        class_idx = torch.tensor([self.pools.weak_class[j] for j in weak], device=self.device)
-        loss = torch.zeros((), device=self.device)
-        banks = [(self.sample_bank, sample_idx)]
-        if self.recipe.wrel.class_bank:
-            banks.append((self.class_bank, class_idx))
-        for bank, index in banks:
-            with autocast(self.device):
-                out = self.model(pixels, banked_text(self.model, names, bank, index))
-            loss = loss + segmentation_loss(out, masks, self.recipe.loss)
-        loss.backward()
-        average_gradients([self.sample_bank.entries, self.class_bank.entries], self.dist)
-        self.bank_optimizer.step()
+        weak = [j for j, _ in self._draw(stage_index, "bank", step)]
         self._last_lr = self.recipe.wrel.bank_lr
-        return loss.item()
+        return self.banks.step(self.model, self.train_set, weak, self.dist)
 
-    # -- state -------------------------------------------------------------------------
     def _save(self, stage_index: int, step: int) -> None:
-        if not self.dist.is_main:
-            barrier(self.dist)
-            return
-        modules = {
-            "model": {
-                k: v
-                for k, v in self.model.state_dict().items()
-                if not k.startswith("text_encoder.") or not self.model.config.freeze_text_encoder
-            },
-            "banks": {"sample": self.sample_bank.entries, "class": self.class_bank.entries},
-        }
-        if self.dmols is not None:
-            modules["dmols"] = self.dmols.state_dict()
-        if self.teacher is not None:
-            modules["teacher"] = {
-                k: v for k, v in self.teacher.state_dict().items() if k in modules["model"]
-            }
-        progress = {
-            "stage_index": stage_index,
-            "step": step,
-            "model_steps_done": self.model_steps_done,
-            # What resuming checks it continues: the same settings, the same samples.
-            "recipe": json.loads(json.dumps(self.recipe.to_dict())),
-            "train_samples": len(self.train_set),
-        }
-        save_state(
-            self.out_dir, modules, {"model": self.optimizer, "bank": self.bank_optimizer}, progress
+        progress = Progress(stage_index, step, self.model_steps_done)
+        save_run(
+            self.out_dir,
+            self.parts,
+            self.teacher,
+            progress,
+            self.recipe,
+            len(self.train_set),
+            self.dist,
         )
-        barrier(self.dist)
-
-    def _restore(self) -> tuple[int, int]:
-        state = load_state(self.out_dir)
-        if state is None:
-            return 0, 0
-        self._check_resumable(state["progress"])
-        self.model.load_state_dict(state["modules"]["model"], strict=False)
-        with torch.no_grad():
-            self.sample_bank.entries.copy_(state["modules"]["banks"]["sample"])
-            self.class_bank.entries.copy_(state["modules"]["banks"]["class"])
-        if self.dmols is not None:
-            self.dmols.load_state_dict(state["modules"]["dmols"])
-        if "teacher" in state["modules"]:
-            self.teacher = copy.deepcopy(self.model)
-            self.teacher.load_state_dict(state["modules"]["teacher"], strict=False)
-        self.optimizer.load_state_dict(state["optimizers"]["model"])
-        self.bank_optimizer.load_state_dict(state["optimizers"]["bank"])
-        torch.set_rng_state(state["rng"]["torch"])
-        progress = state["progress"]
-        self.model_steps_done = progress["model_steps_done"]
-        log.info("resuming at stage %d step %d", progress["stage_index"], progress["step"])
-        return progress["stage_index"], progress["step"]
-
-    def _check_resumable(self, progress: dict[str, Any]) -> None:
-        """Refuse to continue a run with other settings or other data: the result would be
-        neither run. States saved before this check carry no recipe and are trusted."""
-        problems = []
-        if "recipe" in progress:
-            current = json.loads(json.dumps(self.recipe.to_dict()))
-            problems += recipe_changes(progress["recipe"], current)
-        saved_samples = progress.get("train_samples")
-        if saved_samples is not None and saved_samples != len(self.train_set):
-            problems.append(f"training samples: {saved_samples} → {len(self.train_set)}")
-        if problems:
-            raise RecipeError(
-                f"{self.out_dir} holds a run started with other settings ("
-                + "; ".join(problems)
-                + "); resume it with its own recipe and data, or start afresh (--fresh, "
-                "or another output folder)"
-            )
 
     # -- the run -----------------------------------------------------------------------
     @property
@@ -419,7 +291,13 @@ class Trainer:
 
     def run(self, resume: bool = True) -> TrainResult:
         start = time.monotonic()
-        first_stage, first_step = self._restore() if resume else (0, 0)
+        first_stage, first_step = 0, 0
+        if resume:
+            progress, self.teacher = restore_run(
+                self.out_dir, self.parts, self.recipe, len(self.train_set)
+            )
+            first_stage, first_step = progress.stage_index, progress.step
+            self.model_steps_done = progress.model_steps_done
         done_before = sum(steps for _, steps in self.stages[:first_stage]) + first_step
         global_step = done_before
         r = self.recipe
@@ -446,7 +324,7 @@ class Trainer:
                 if self.dist.is_main:
                     if r.run.eval_every and global_step % r.run.eval_every == 0 and self.val_set:
                         model = self.current_model()
-                        event.metrics = validate(model, self.val_set, r.data.chip_size)
+                        event.metrics = evaluate_by_kind(model, self.val_set, r.data.chip_size)
                     self.events(event)
                 if (step + 1) % r.run.checkpoint_every == 0 or step + 1 == steps:
                     stage_done = step + 1 == steps
@@ -466,6 +344,7 @@ class Trainer:
         return self.teacher if self.teacher is not None else self.model
 
     def _finish(self, seconds: float, steps: int) -> TrainResult:
+        """Rank 0 scores the result, chooses the class bank and writes the model folder."""
         if not self.dist.is_main:
             barrier(self.dist)
             return TrainResult(self.out_dir / "model", {}, steps, seconds)
@@ -473,66 +352,27 @@ class Trainer:
         notes: list[str] = []
         metrics: dict[str, float] = {}
         if self.val_set is not None and len(self.val_set):
-            metrics = validate(final, self.val_set, self.recipe.data.chip_size)
-            if (
-                self.recipe.wrel.method == "lrb-wrel"
-                and self.recipe.wrel.class_bank
-                and self.pools.weak
-            ):
-                metrics, note = self._try_class_bank(final, metrics)
+            metrics = evaluate_by_kind(final, self.val_set, self.recipe.data.chip_size)
+            if self.banks.learned and self.recipe.wrel.class_bank:
+                metrics, note = self.banks.choose_class_bank(final, metrics, self.val_set)
                 notes.append(note)
-        card = {
-            "recipe": self.recipe.to_dict(),
-            "method": self.recipe.wrel.method,
-            "steps": steps,
-            "train_samples": {"full": len(self.pools.full), "weak": len(self.pools.weak)},
-            "classes": self.pools.classes,
-            **working_resolution_card(self.recipe.data.gsd_m),
-            "validation": metrics,
-            "seconds": round(seconds, 1),
-            "device": str(self.device),
-            "notes": notes,
-        }
+        card = model_card(
+            self.recipe,
+            self.pools,
+            steps=steps,
+            metrics=metrics,
+            seconds=seconds,
+            device=str(self.device),
+            notes=notes,
+        )
         model_dir = save_model(final, self.out_dir / "model", card)
-        if self.recipe.wrel.method == "lrb-wrel" and self.pools.weak:
-            # Kept beside the model whether or not it was attached, so both can be compared.
-            save_file(
-                {"entries": self.class_bank.entries.detach().cpu().contiguous()},
-                str(self.out_dir / CLASS_BANK_FILE),
-                metadata={"classes": json.dumps(self.pools.classes)},
-            )
+        if self.banks.learned:
+            self.banks.save_class_bank(self.out_dir)
         barrier(self.dist)
         self.events(
             TrainEvent("done", steps, self.total, metrics=metrics, message=f"saved {model_dir}")
         )
         return TrainResult(model_dir, metrics, steps, seconds, notes)
-
-    def _try_class_bank(
-        self, model: SaymapModel, metrics: dict[str, float]
-    ) -> tuple[dict[str, float], str]:
-        """Keep the class-level bank only if class-name prompts measure better with it."""
-        attach_class_bank(model, self.pools.classes, self.class_bank.entries.detach())
-        with_bank = validate(model, self.val_set, self.recipe.data.chip_size)
-        key = "weak/mIoU"
-        before, after = metrics.get(key, 0.0), with_bank.get(key, 0.0)
-        if with_bank.get(key, -1.0) > metrics.get(key, -1.0):
-            return (
-                with_bank,
-                f"class-level bank kept: weak mIoU {before:.4f} -> {after:.4f}",
-            )
-        attach_class_bank(model, [], None)
-        return (
-            metrics,
-            f"class-level bank dropped: weak mIoU {before:.4f}, {after:.4f} with it",
-        )
-
-
-def working_resolution_card(gsd_m: float | None) -> dict[str, Any]:
-    """The card's gsd_m and the native resolutions it suits: anything finer down to a tenth
-    (averaging loses nothing the model needs), coarser only up to 2x (no detail to gain)."""
-    if gsd_m is None:
-        return {}
-    return {"gsd_m": gsd_m, "gsd_range_m": [round(gsd_m / 10, 4), round(gsd_m * 2, 4)]}
 
 
 def train(

@@ -13,6 +13,7 @@ from saymap.engine.model import SaymapConfig, SaymapModel, load_model, save_mode
 from saymap.engine.model.modeling import InputShapeError
 from saymap.engine.model.reference_bank import attach_class_bank
 from saymap.engine.prompt import token_warnings
+from saymap.engine.registry import resolve_checkpoint
 
 ABLATIONS = [
     "use_pixel_word_attention",
@@ -39,12 +40,16 @@ def test_tiny_fits_the_cpu_budget(tiny: SaymapModel) -> None:
 def test_forward_shapes_and_prompt_broadcast(tiny: SaymapModel) -> None:
     text = tiny.encode_text(["the round storage tank"])
     assert text.embeddings.shape == (1, 20, 384) and text.mask.shape == (1, 20)
+    pixels = torch.rand(2, 3, 96, 128)
     with torch.no_grad():
-        out = tiny(torch.rand(2, 3, 96, 128), text)
+        out = tiny(pixels, text)
+        one_by_one = torch.cat([tiny(pixels[i : i + 1], text).logits for i in range(2)])
     assert out.logits.shape == (2, 1, 96, 128)
     assert out.target_logits.shape == (2, 1, 24, 32)
     assert out.background_logits is not None
-    assert torch.allclose(out.logits[:, :, ::4, ::4].mean(), out.logits.mean(), atol=1.0)
+    # One prompt for a batch is that prompt given to each image: the same logits per image.
+    assert torch.allclose(out.logits, one_by_one, atol=1e-4)
+    assert not torch.allclose(out.logits[0], out.logits[1], atol=1e-2)  # two images, two maps
 
 
 def test_prompt_changes_the_output(tiny: SaymapModel) -> None:
@@ -152,7 +157,7 @@ def test_corrupt_and_mismatched_checkpoints_fail_with_names(tiny: SaymapModel, t
     with pytest.raises(CheckpointError, match=r"has no config\.json"):
         load_model(tmp_path)  # a folder, but not a checkpoint
     with pytest.raises(CheckpointError, match="no checkpoint folder or model named"):
-        load_model("no-such-model")
+        load_model(resolve_checkpoint("no-such-model"))
 
 
 @pytest.mark.slow
