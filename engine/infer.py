@@ -29,22 +29,21 @@ import torch
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
-from saymap.engine.aoi import AOI, Region, resolve_region
+from saymap.engine.aoi import Region
 from saymap.engine.blend import RowBandBlender
 from saymap.engine.class_names import interpret_prompts
 from saymap.engine.device import autocast_for, choose_device
 from saymap.engine.errors import Cancelled, OptionError
 from saymap.engine.heap import keep_heap, trim_heap
-from saymap.engine.limits import check_limits
 from saymap.engine.model.outputs import SegmentationOutput, TextFeatures
 from saymap.engine.output import GeoPackageWriter, check_output_path
+from saymap.engine.plan import ModelFacts, SegmentOptions, SegmentPlan, plan_segment
 from saymap.engine.prefetch import TileData, prefetched_tiles
-from saymap.engine.prompt import check_prompts, token_warnings
-from saymap.engine.raster import RasterSpec, open_raster
-from saymap.engine.resolution import parse_gsd, working_spec
+from saymap.engine.prompt import token_warnings
+from saymap.engine.raster import RasterSpec
 from saymap.engine.tiling import TileGrid
 from saymap.engine.timing import StageTimes
-from saymap.engine.vectorize import VectorizeOptions, vectorize_to_geopackage
+from saymap.engine.vectorize import vectorize_to_geopackage
 
 log = logging.getLogger(__name__)
 
@@ -71,50 +70,6 @@ class Segmenter(Protocol):
     def encode_text(self, prompts: list[str]) -> TextFeatures: ...
 
     def __call__(self, pixel_values: torch.Tensor, text: TextFeatures) -> SegmentationOutput: ...
-
-
-@dataclass(frozen=True)
-class SegmentOptions:
-    tile: int | None = None  # tile side in pixels; None: the model's own tile size
-    overlap: int = 64
-    batch_size: int = 4
-    threshold: float = 0.5
-    device: str = "auto"
-    bands: tuple[int, ...] | None = None
-    assume_crs: str | None = None
-    aoi: AOI | None = None
-    overwrite: bool = False
-    min_area_px: float = 16.0
-    max_hole_px: float = 64.0
-    simplify_px: float = 1.0
-    probabilities_path: str | None = None  # keep the probability GeoTIFF here (else temporary)
-    gsd: str | float | None = None  # "auto" (the model card's gsd_m), "native", or metres
-    literal: bool = False  # run prompts exactly as typed (no "building" → "all buildings")
-
-    def check(self) -> None:
-        check_limits(  # the same caps as the CLI and the API (engine/limits.py)
-            tile=self.tile,
-            overlap=self.overlap,
-            batch_size=self.batch_size,
-            min_area_px=self.min_area_px,
-        )
-        if not 0.0 <= self.threshold < 1.0:
-            raise OptionError(f"threshold must be in [0, 1), got {self.threshold}")
-        if self.batch_size < 1:
-            raise OptionError(f"batch size must be at least 1, got {self.batch_size}")
-        if self.tile is not None and self.tile < 1:
-            raise OptionError(f"tile size must be positive, got {self.tile}")
-        if self.overlap < 0:
-            raise OptionError(f"overlap must be 0 or more, got {self.overlap}")
-        parse_gsd(self.gsd)
-
-    def vectorize_options(self) -> VectorizeOptions:
-        return VectorizeOptions(
-            threshold=self.threshold,
-            min_area_px=self.min_area_px,
-            max_hole_px=self.max_hole_px,
-            simplify_px=self.simplify_px,
-        )
 
 
 @dataclass(frozen=True)
@@ -321,20 +276,28 @@ def segment_raster(
     cancel: threading.Event | None = None,
 ) -> SegmentResult:
     """Segment `prompts` on a raster and write their polygons to a GeoPackage."""
-    started = time.perf_counter()
-    options = options or SegmentOptions()
-    options.check()
-    prompts = check_prompts(prompts)
-    card = getattr(model, "card", None)
-    spec = open_raster(raster_path, bands=options.bands, assume_crs=options.assume_crs)
-    spec, resolution = working_spec(spec, options.gsd, card)
-    region = resolve_region(spec, options.aoi)
+    plan = plan_segment(raster_path, prompts, options or SegmentOptions(), ModelFacts.of(model))
+    return run_plan(plan, output_path, model=model, progress=progress, cancel=cancel)
+
+
+def run_plan(
+    plan: SegmentPlan,
+    output_path: str | os.PathLike[str],
+    *,
+    model: Segmenter,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+) -> SegmentResult:
+    """Run a checked plan (see plan.py) with `model`, the one it was planned for; its inputs
+    are not checked again, only that its tiles suit the network's stride."""
+    started = time.perf_counter() - plan.seconds
+    options, spec, region, grid = plan.options, plan.spec, plan.region, plan.grid
+    prompts, resolution, card = list(plan.prompts), plan.resolution, plan.model.card
     output = check_output_path(output_path, options.overwrite)
-    tile_size = options.tile or int(model.config.tile_size)
+    tile_size = grid.size
     stride = int(model.config.stride)
     if tile_size % stride:
         raise OptionError(f"tile size {tile_size} is not a multiple of the model stride {stride}")
-    grid = TileGrid.over(region.window, tile_size, options.overlap)
 
     device, reason = choose_device(options.device)
     if isinstance(model, torch.nn.Module):
@@ -353,7 +316,7 @@ def segment_raster(
         "model": str(model.config.name),
         "run_id": run_id,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-        "source": os.path.abspath(os.fspath(raster_path)),
+        "source": os.path.abspath(plan.raster_path),
     }
     keep = options.probabilities_path is not None
     if keep:

@@ -1,6 +1,10 @@
-"""Prompt checks: refuse empty prompts, warn about ones the text encoder will truncate.
+"""The prompt rule, in one place: what a prompt may be, and how many one request may hold.
 
-No torch here, so the command line can refuse a bad prompt before loading anything heavy.
+The command line, the HTTP API (its request schema states these limits, its preflight
+applies this rule) and the plugin (which shows the engine's refusal as it is) all refuse the
+same prompts with the same sentence. The sentences name no flag and no status code, since
+the plugin shows them to a person who typed into a box. No torch here, so a bad prompt is
+refused before anything heavy loads.
 """
 
 from __future__ import annotations
@@ -13,15 +17,38 @@ from saymap.engine.errors import PromptError
 
 log = logging.getLogger(__name__)
 
+MAX_PROMPTS = 16  # each prompt is one more pass of the model over every tile
+MAX_PROMPT_CHARS = 300  # far past what the text encoder reads; also a GeoPackage field
+EMPTY_PROMPT = 'the prompt is empty: say what to map, e.g. "storage tank"'
+
+
+def check_prompt(text: str) -> str:
+    """One prompt, whitespace collapsed; PromptError when it cannot be used as typed."""
+    if "\x00" in text:
+        raise PromptError("a prompt must not contain NUL characters")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise PromptError("a prompt must be valid Unicode text (no lone surrogates)") from exc
+    if len(text) > MAX_PROMPT_CHARS:
+        raise PromptError(
+            f"a prompt may be at most {MAX_PROMPT_CHARS} characters; this one has {len(text)}"
+        )
+    cleaned = " ".join(text.split())
+    if not cleaned:
+        raise PromptError(EMPTY_PROMPT)
+    return cleaned
+
 
 def check_prompts(prompts: Sequence[str]) -> list[str]:
-    """PromptError on no prompt or an empty one; whitespace trimmed."""
+    """The prompts of one request by the rule above: at least one, at most MAX_PROMPTS."""
     if isinstance(prompts, str):
         prompts = [prompts]
-    cleaned = [" ".join(str(p).split()) for p in prompts]
-    if not cleaned or any(not p for p in cleaned):
-        raise PromptError('the prompt is empty: say what to map, e.g. "storage tank"')
-    return cleaned
+    if not prompts:
+        raise PromptError(EMPTY_PROMPT)
+    if len(prompts) > MAX_PROMPTS:
+        raise PromptError(f"at most {MAX_PROMPTS} prompts at once; got {len(prompts)}")
+    return [check_prompt(str(p)) for p in prompts]
 
 
 def token_warnings(model: Any, prompts: Sequence[str]) -> list[str]:

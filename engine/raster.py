@@ -276,8 +276,20 @@ class WindowReader:
         self._blocks: tuple[int, int] | None = None  # (rows, cols) of a GeoTIFF's blocks
 
     def __enter__(self) -> WindowReader:
-        self._dataset = _open(self.spec.path)
-        self._blocks = self._dataset.block_shapes[0] if self._dataset.driver == "GTiff" else None
+        dataset = _open(self.spec.path)
+        # The spec may be older than this open (a queued job's plan): a file replaced since
+        # would be read on the wrong grid, so a changed size or band count is refused.
+        native = self.spec.native or self.spec
+        found = (dataset.width, dataset.height, dataset.count)
+        if found != (native.width, native.height, self.spec.count):
+            dataset.close()
+            raise RasterReadError(
+                f"{self.spec.path} changed after it was checked: it is now {found[0]}x{found[1]} "
+                f"px with {found[2]} band(s), it was {native.width}x{native.height} px with "
+                f"{self.spec.count}; start again"
+            )
+        self._dataset = dataset
+        self._blocks = dataset.block_shapes[0] if dataset.driver == "GTiff" else None
         return self
 
     def _never_written(self, native: Window) -> bool:

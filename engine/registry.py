@@ -150,6 +150,20 @@ def resolve(name: str) -> Path:
     return find(name).path
 
 
+def resolve_checkpoint(name_or_path: str | os.PathLike[str]) -> Path:
+    """A checkpoint folder given by path, or a registered model's (the user's models, then
+    the shipped ones): the one place a model name becomes a folder."""
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return path
+    try:
+        return resolve(str(name_or_path))
+    except (ModelNotFoundError, CheckpointError) as exc:
+        raise CheckpointError(
+            f"no checkpoint folder or model named {str(name_or_path)!r} ({exc})"
+        ) from exc
+
+
 def exists(name: str) -> bool:
     check_name(name)
     return any((root / name).is_dir() for root, _ in _roots())

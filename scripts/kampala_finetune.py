@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from saymap.engine.model import load_model
+from saymap.engine.registry import resolve_checkpoint
 from saymap.training.data_sources import layer_datasets
 from saymap.training.evaluate import NATIVE, evaluate
 from saymap.training.recipe import recipe_from_dict
@@ -63,7 +64,7 @@ def main() -> None:
             k for k in test_set.indices if test_set.dataset.records[k].expression == "building"
         ],
     )
-    before = evaluate(load_model(args.base), test).results[NATIVE]
+    before = evaluate(load_model(resolve_checkpoint(args.base)), test).results[NATIVE]
     recipe = recipe_from_dict(
         {
             "model": {"init": args.base},

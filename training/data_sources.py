@@ -175,7 +175,8 @@ def inherit_working_resolution(recipe: Recipe) -> float | None:
     """A fine-tune cuts chips at its base model's gsd_m unless the recipe names one, so the
     model keeps seeing objects at the size it learnt them (and its card keeps the value)."""
     if recipe.data.gsd_m is None and recipe.model.init:
-        from saymap.engine.model.checkpoint import read_card, resolve_checkpoint
+        from saymap.engine.model.checkpoint import read_card
+        from saymap.engine.registry import resolve_checkpoint
         from saymap.engine.resolution import CardResolution
 
         recipe.data.gsd_m = CardResolution.from_card(

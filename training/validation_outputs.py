@@ -20,13 +20,13 @@ import shapely
 from shapely.geometry import box
 
 from saymap.engine.aoi import AOI
+from saymap.engine.prompt import MAX_PROMPTS  # the segment request's own limit
 from saymap.engine.registry import VALIDATION_DIR
 from saymap.training.chips import write_chips
 from saymap.training.datasets import LayerSubset
 
 log = logging.getLogger(__name__)
 CHIPS_DIR = "chips"
-MAX_PROMPTS = 16  # the segment API's own limit
 
 
 @dataclass(frozen=True)

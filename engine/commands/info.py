@@ -6,6 +6,8 @@ import argparse
 import logging
 import sys
 
+from saymap.engine.raster import describe
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -21,8 +23,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     quiet_libraries()
-    from saymap.engine.raster import describe
-
     info = describe(args.raster, bands=args.bands, assume_crs=args.assume_crs)
     sys.stdout.write("\n".join(info.lines()) + "\n")
     return 0

@@ -1,7 +1,8 @@
 """`saymap segment RASTER "PROMPT" -o OUT.gpkg`: a sentence in, polygons out.
 
-Every input is checked before the model loads (file, raster, CRS, bands, prompt, AOI,
-output), so bad input fails in a moment with one line on stderr and writes nothing.
+Every input is checked before the model loads (file, prompt, raster, CRS, bands, AOI,
+tiles, output: the request plan, engine/plan.py), so bad input fails in a moment with one
+line on stderr and writes nothing.
 """
 
 from __future__ import annotations
@@ -13,8 +14,21 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
+from saymap.engine.aoi import parse_aoi
 from saymap.engine.commands.info import quiet_libraries
-from saymap.engine.errors import CheckpointError, SaymapError, disk_full
+from saymap.engine.errors import SaymapError, disk_full
+from saymap.engine.output import (
+    check_distinct,
+    check_output_path,
+    check_probabilities_path,
+    kept_probabilities,
+)
+from saymap.engine.paths import check_outside_data_dir
+from saymap.engine.plan import ModelFacts, SegmentOptions, SegmentPlan, plan_segment
+from saymap.engine.raster import parse_bands
+from saymap.engine.registry import resolve_checkpoint
 
 DEFAULT_CHECKPOINT = "default"
 
@@ -79,40 +93,21 @@ def aoi_file(text: str | None) -> str | None:
     return None
 
 
-def check_inputs(args: argparse.Namespace) -> tuple[Any, Any]:
-    """All cheap checks, in the order a person would fix them; returns the SegmentOptions
-    and the raster's RasterSpec."""
-    from saymap.engine.aoi import parse_aoi, resolve_region
-    from saymap.engine.limits import check_limits
-    from saymap.engine.output import check_distinct, check_output_path, check_probabilities_path
-    from saymap.engine.paths import check_outside_data_dir
-    from saymap.engine.prompt import check_prompts
-    from saymap.engine.raster import open_raster, parse_bands
-
-    # Before anything is opened or allocated: opening the engine's job database as a raster
-    # would already harm it, and a 100000 px tile would allocate tens of GiB.
-    check_limits(
-        tile=args.tile, overlap=args.overlap, batch_size=args.batch_size, min_area_px=args.min_area
-    )
+def check_inputs(args: argparse.Namespace) -> tuple[SegmentPlan, Path]:
+    """Every check that needs no model weights, in the order a person would fix them;
+    returns the plan and the checkpoint folder to load."""
     files = {
         "raster": args.raster,
         "AOI file": aoi_file(args.aoi),
         "output": args.output,
         "probabilities file": args.keep_probabilities,
     }
+    # Before anything is opened: opening the engine's job database as a raster would
+    # already harm it.
     for label, path in files.items():
         if path is not None:
             check_outside_data_dir(path, label)
     check_distinct(files)
-    spec = open_raster(args.raster, bands=args.bands, assume_crs=args.assume_crs)
-    check_prompts([args.prompt])
-    aoi = parse_aoi(args.aoi) if args.aoi else None
-    resolve_region(spec, aoi)
-    check_output_path(args.output, args.overwrite)
-    if args.keep_probabilities is not None:
-        check_probabilities_path(args.keep_probabilities, args.overwrite)
-    from saymap.engine.infer import SegmentOptions  # torch: only once the input is good
-
     options = SegmentOptions(
         tile=args.tile,
         overlap=args.overlap,
@@ -121,26 +116,29 @@ def check_inputs(args: argparse.Namespace) -> tuple[Any, Any]:
         device=args.device,
         bands=parse_bands(args.bands),
         assume_crs=args.assume_crs,
-        aoi=aoi,
+        aoi=parse_aoi(args.aoi) if args.aoi else None,
         overwrite=args.overwrite,
         min_area_px=args.min_area,
         probabilities_path=args.keep_probabilities,
         gsd=args.gsd,
         literal=args.literal,
     )
-    options.check()
-    return options, spec
+    checkpoint = resolve_checkpoint(args.checkpoint)
+    model = ModelFacts.from_folder(checkpoint, str(args.checkpoint))
+    plan = plan_segment(args.raster, [args.prompt], options, model)
+    check_output_path(args.output, args.overwrite)
+    if args.keep_probabilities is not None:
+        check_probabilities_path(args.keep_probabilities, args.overwrite)
+    return plan, checkpoint
 
 
-def _segment(args: argparse.Namespace, options: Any, model: Any) -> Any:
-    """segment_raster with a progress bar. A kept probability GeoTIFF is written under a
+def _segment(args: argparse.Namespace, plan: SegmentPlan, model: Any) -> Any:
+    """run_plan with a progress bar. A kept probability GeoTIFF is written under a
     hidden name and moved into place at the end, like the GeoPackage: a failed run never
     truncates a file already at that path."""
-    from tqdm import tqdm
+    from saymap.engine.infer import run_plan  # torch: only once the input is good
 
-    from saymap.engine.infer import segment_raster
-    from saymap.engine.output import kept_probabilities
-
+    options = plan.options
     keep = (
         kept_probabilities(options.probabilities_path, options.overwrite)
         if options.probabilities_path is not None
@@ -152,6 +150,7 @@ def _segment(args: argparse.Namespace, options: Any, model: Any) -> Any:
     ):
         if probabilities_temp is not None:
             options = dataclasses.replace(options, probabilities_path=str(probabilities_temp))
+            plan = dataclasses.replace(plan, options=options)
 
         def progress(done: int, total: int, message: str) -> None:
             bar.total = total
@@ -159,30 +158,25 @@ def _segment(args: argparse.Namespace, options: Any, model: Any) -> Any:
             bar.set_description("vectorising" if message == "vectorising" else "segmenting")
             bar.refresh()
 
-        result = segment_raster(
-            args.raster, [args.prompt], args.output, model=model, options=options,
-            progress=progress,
-        )  # fmt: skip
+        result = run_plan(plan, args.output, model=model, progress=progress)
     return result
 
 
 def run(args: argparse.Namespace) -> int:
     quiet_libraries()
-    options, spec = check_inputs(args)
+    plan, checkpoint = check_inputs(args)
+    # torch from here on: the device and the model only once the input is good
     from saymap.engine.device import choose_device
+    from saymap.engine.model import load_model
 
-    device, _ = choose_device(options.device)  # refuses a missing device before the model
-    try:
-        from saymap.engine.model import load_model
-    except ImportError as exc:
-        raise CheckpointError(f"the model package is not available here: {exc}") from exc
-    model = load_model(args.checkpoint, device=device)
+    device, _ = choose_device(plan.options.device)  # refuses a missing device before the model
+    model = load_model(checkpoint, device=device)
 
     try:
-        result = _segment(args, options, model)
+        result = _segment(args, plan, model)
     except (OSError, SaymapError) as exc:
         # Float32 probabilities, uncompressed: the most the run writes beside the output.
-        full = disk_full(exc, args.output, needed_bytes=spec.width * spec.height * 4)
+        full = disk_full(exc, args.output, needed_bytes=plan.native_pixels * 4)
         if full is None:
             raise
         raise full from exc

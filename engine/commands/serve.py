@@ -7,6 +7,10 @@ import os
 import sys
 from pathlib import Path
 
+from saymap.engine import paths
+from saymap.engine.server.launch import REMOTE_RISK, choose_token, serve
+from saymap.engine.server.settings import Settings
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -41,10 +45,6 @@ def run(args: argparse.Namespace) -> int:
     if args.data_dir is not None:
         # Everything below (paths.data_dir, the registry) reads the folder from here.
         os.environ["SAYMAP_DATA_DIR"] = str(args.data_dir.resolve())
-
-    from saymap.engine import paths
-    from saymap.engine.server.launch import REMOTE_RISK, choose_token, serve
-    from saymap.engine.server.settings import Settings
 
     if not 0 <= args.port <= 65535:
         raise SystemExit(f"saymap serve: error: --port must be 0..65535, got {args.port}")

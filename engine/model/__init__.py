@@ -1,11 +1,9 @@
 """The RRSIS model (after LAVT, RRSIS/LGCE, RMSIN and BTDNet), one module per paper concept."""
 
 from saymap.engine.model.checkpoint import (
-    DEFAULT_MODEL,
     load_model,
     read_card,
     read_config,
-    resolve_checkpoint,
     save_model,
 )
 from saymap.engine.model.configuration import NAMED_CONFIGS, SaymapConfig
@@ -13,7 +11,6 @@ from saymap.engine.model.modeling import SaymapModel
 from saymap.engine.model.outputs import SegmentationOutput, TextFeatures
 
 __all__ = [
-    "DEFAULT_MODEL",
     "NAMED_CONFIGS",
     "SaymapConfig",
     "SaymapModel",
@@ -22,6 +19,5 @@ __all__ = [
     "load_model",
     "read_card",
     "read_config",
-    "resolve_checkpoint",
     "save_model",
 ]

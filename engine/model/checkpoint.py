@@ -17,29 +17,13 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from saymap.engine.errors import CheckpointError, ModelNotFoundError
+from saymap.engine.errors import CheckpointError
 from saymap.engine.model.configuration import SaymapConfig
 from saymap.engine.model.modeling import SaymapModel
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 CARD_FILE = "model_card.json"
-DEFAULT_MODEL = "default"
-
-
-def resolve_checkpoint(name_or_path: str | os.PathLike[str]) -> Path:
-    """A folder path, or a registered model name (the user's models, then the shipped ones)."""
-    from saymap.engine import registry  # the one place names are looked up
-
-    path = Path(name_or_path).expanduser()
-    if path.is_dir():
-        return path
-    try:
-        return registry.resolve(str(name_or_path))
-    except (ModelNotFoundError, CheckpointError) as exc:
-        raise CheckpointError(
-            f"no checkpoint folder or model named {str(name_or_path)!r} ({exc})"
-        ) from exc
 
 
 def _stored_state(model: SaymapModel) -> dict[str, torch.Tensor]:
@@ -92,11 +76,13 @@ def read_card(folder: Path) -> dict[str, Any]:
 
 
 def load_model(
-    name_or_path: str | os.PathLike[str] = DEFAULT_MODEL,
+    folder: str | os.PathLike[str],
     device: torch.device | str | None = "cpu",
 ) -> SaymapModel:
-    """Build the model its config.json describes and load its weights, checking every tensor."""
-    folder = resolve_checkpoint(name_or_path)
+    """Build the model a checkpoint folder's config.json describes and load its weights,
+    checking every tensor. A model's name becomes a folder in the registry
+    (`registry.resolve_checkpoint`), which sits above the model."""
+    folder = Path(folder)
     config = read_config(folder)
     weights = folder / WEIGHTS_FILE
     if not weights.is_file():

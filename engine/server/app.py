@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
 
+import torch
 from fastapi import FastAPI, Request, status
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
@@ -19,12 +20,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from saymap.engine import registry
 from saymap.engine.errors import ModelNotFoundError, SaymapError
 from saymap.engine.server.auth import request_refusal, verify_token
+from saymap.engine.server.devices import auto_device, list_devices
 from saymap.engine.server.jobs import JobManager
-from saymap.engine.server.launch import is_loopback
 from saymap.engine.server.models_cache import ModelCache
 from saymap.engine.server.routers import health, jobs, models, segment, train
-from saymap.engine.server.segment_job import run_segment
-from saymap.engine.server.settings import API_VERSION, Settings, get_settings
+from saymap.engine.server.segment_job import preload_active_model, run_segment
+from saymap.engine.server.settings import API_VERSION, Settings, get_settings, is_loopback
 from saymap.engine.server.state import EngineState
 from saymap.engine.server.store import JobStore
 from saymap.engine.server.train_job import run_training
@@ -119,6 +120,12 @@ def _replay(messages: list[Message], then: Receive | None = None) -> Receive:
 
 
 def _validation_detail(exc: RequestValidationError) -> str:
+    """One sentence for a refused body. A rule of the engine's own (the prompt rule,
+    engine/prompt.py) raises a SaymapError: its sentence is passed on as it is, the same
+    words the command line prints and the plugin shows."""
+    own = [e.get("ctx", {}).get("error") for e in exc.errors()]
+    if own and all(isinstance(error, SaymapError) for error in own):
+        return "; ".join(dict.fromkeys(str(error) for error in own))
     parts = []
     for error in exc.errors()[:5]:
         where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
@@ -176,10 +183,6 @@ async def _on_saymap_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def _engine_state(settings: Settings, preload: bool) -> EngineState:
-    import torch
-
-    from saymap.engine.server.devices import auto_device, list_devices
-
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     cache = ModelCache()
     runners = {
@@ -205,8 +208,6 @@ def _engine_state(settings: Settings, preload: bool) -> EngineState:
     if recovered:
         log.warning("%d unfinished job(s) marked failed: engine restarted", len(recovered))
     if preload:
-        from saymap.engine.server.segment_job import preload_active_model
-
         preload_active_model(cache)
     return state
 

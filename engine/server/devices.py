@@ -6,6 +6,10 @@ import os
 import platform
 from typing import Any
 
+import torch
+
+from saymap.engine.device import choose_device
+
 
 def _cpu_memory_mb() -> int | None:
     try:
@@ -28,7 +32,6 @@ def _cpu_name() -> str:
 
 def list_devices() -> list[dict[str, Any]]:
     """CPU always; each CUDA device with its total memory; MPS when present."""
-    import torch
 
     cpu_name = _cpu_name()
     devices: list[dict[str, Any]] = [
@@ -60,7 +63,6 @@ def list_devices() -> list[dict[str, Any]]:
 
 def auto_device(devices: list[dict[str, Any]]) -> dict[str, Any]:
     """The entry 'auto' picks, with the reason `choose_device` gives."""
-    from saymap.engine.device import choose_device
 
     device, reason = choose_device("auto")
     for entry in devices:

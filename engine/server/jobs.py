@@ -70,10 +70,13 @@ def remove_partials(paths: Iterable[str]) -> list[str]:
 class JobContext:
     """What a runner sees: its request, a cancel flag, and ways to report progress."""
 
-    def __init__(self, manager: JobManager, job_id: str, request: dict[str, Any]) -> None:
+    def __init__(
+        self, manager: JobManager, job_id: str, request: dict[str, Any], prepared: Any = None
+    ) -> None:
         self._manager = manager
         self.job_id = job_id
         self.request = request
+        self.prepared = prepared  # what the preflight worked out (a segment job's plan)
         self.cancel = threading.Event()
 
     def progress(self, fraction: float, message: str | None = None) -> None:
@@ -110,6 +113,8 @@ class JobManager:
         self._versions: dict[str, int] = {}
         self._metric_events: dict[str, list[dict[str, float]]] = {}
         self._queue: deque[str] = deque()
+        # In memory only: a job never outlives its engine (a restart fails it, see start).
+        self._prepared: dict[str, Any] = {}
         self._running: JobContext | None = None
         self._last_write: dict[str, float] = {}
         self._stopping = False
@@ -152,7 +157,8 @@ class JobManager:
 
     # -- readers ---------------------------------------------------------------------------
 
-    def submit(self, kind: str, request: dict[str, Any]) -> JobRecord:
+    def submit(self, kind: str, request: dict[str, Any], prepared: Any = None) -> JobRecord:
+        """Queue a checked request; `prepared` (the preflight's work) is handed to the runner."""
         if kind not in self._runners:
             raise ValueError(f"no runner for job kind {kind!r}")
         record = JobRecord(
@@ -171,6 +177,8 @@ class JobManager:
             self._records[record.id] = record
             self._versions[record.id] = 0
             self._queue.append(record.id)
+            if prepared is not None:
+                self._prepared[record.id] = prepared
             self._wake.notify_all()
             return record.copy()
 
@@ -229,7 +237,8 @@ class JobManager:
                 if self._stopping:
                     return
                 record = self._records[self._queue.popleft()]
-                context = JobContext(self, record.id, record.request)
+                prepared = self._prepared.pop(record.id, None)
+                context = JobContext(self, record.id, record.request, prepared)
                 self._running = context
                 record.state, record.started_at = "running", now_iso()
                 record.message = "starting"
@@ -270,6 +279,7 @@ class JobManager:
     def _finish_locked(self, record: JobRecord, state: str, message: str, **values: Any) -> None:
         record.state, record.message = state, message
         record.finished_at = now_iso()
+        self._prepared.pop(record.id, None)  # a job cancelled while queued never ran
         if state == "done":
             record.progress = 1.0
         record.error = values.get("error")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import ipaddress
 import json
 import logging
 import math
@@ -28,7 +27,7 @@ from typing import Any
 import uvicorn
 
 from saymap.engine.errors import AccessError
-from saymap.engine.server.settings import API_VERSION, Settings
+from saymap.engine.server.settings import API_VERSION, Settings, is_loopback
 from saymap.engine.server.store import now_iso
 from saymap.engine.version import __version__
 
@@ -64,15 +63,6 @@ def write_private(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def token_strength_bits(token: str) -> float:

@@ -8,6 +8,8 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
+from saymap.engine.model import load_model
+
 log = logging.getLogger(__name__)
 
 
@@ -28,8 +30,6 @@ class ModelCache:
                 if key in self._models:
                     self._models.move_to_end(key)
                     return self._models[key]
-            from saymap.engine.model import load_model
-
             log.info("loading model %s on %s", name, device)
             model = load_model(folder, device=device)
             with self._lock:

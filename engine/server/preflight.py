@@ -1,4 +1,5 @@
-"""Checks that need the file system, run before a job is queued so refusals are 4xx at once.
+"""Request preflight: checks that need the file system, run before a job is queued so
+refusals are 4xx at once. A segment request becomes its plan here (engine/plan.py).
 
 A job that fails an hour later because its output folder was read-only is a poor answer
 to a request that could have been refused on the spot.
@@ -13,10 +14,15 @@ from typing import Any
 
 from fastapi import HTTPException, status
 
-from saymap.engine import registry
+from saymap.engine import paths, registry
+from saymap.engine.aoi import AOI, aoi_from_json, resolve_region
+from saymap.engine.device import choose_device
 from saymap.engine.errors import ModelNotFoundError, SaymapError
+from saymap.engine.plan import ModelFacts, SegmentOptions, SegmentPlan, plan_segment
+from saymap.engine.raster import open_raster
 from saymap.engine.server.schemas import AOI as AOIBody
-from saymap.engine.server.schemas import SegmentRequest, TrainRequest
+from saymap.engine.server.schemas import SegmentRequest, TrainPreviewRequest, TrainRequest
+from saymap.engine.server.train_job import load_recipe
 
 
 def bad_request(detail: str) -> HTTPException:
@@ -81,56 +87,48 @@ def resolve_model(name: str | None) -> registry.ModelEntry:
 
 
 def check_device(requested: str) -> None:
-    from saymap.engine.device import choose_device
-
     try:
         choose_device(requested)
     except SaymapError as exc:
         raise bad_request(str(exc)) from exc
 
 
-def build_aoi(body: AOIBody) -> Any:
+def build_aoi(body: AOIBody) -> AOI:
     """The request's AOI as the engine's AOI object (bounds or a WKT polygon, in body.crs)."""
-    from saymap.engine.aoi import aoi_from_json
-
     try:
         return aoi_from_json(body.model_dump(), "AOI")
     except SaymapError as exc:
         raise bad_request(str(exc)) from exc
 
 
-def check_tiling(request: SegmentRequest, model: registry.ModelEntry) -> None:
-    """Tile and overlap as the run will use them (the model's tile size when none is given)."""
-    from saymap.engine.server.segment_job import segment_options
-
-    options = segment_options(request)
-    tile = options.tile or int(model.config.get("tile_size", 0)) or None
-    if tile is not None and options.overlap >= tile:
-        whose = "" if options.tile else f" (model {model.name}'s own: no tile was given)"
-        raise bad_request(
-            f"overlap {options.overlap} must be less than the tile size {tile}{whose}"
-        )
-    try:
-        options.check()
-    except SaymapError as exc:
-        raise bad_request(str(exc)) from exc
+def segment_options(request: SegmentRequest) -> SegmentOptions:
+    """The request's options as the plan takes them (the pipeline's defaults where null)."""
+    values: dict[str, Any] = {
+        "threshold": request.threshold,
+        "device": request.device,
+        "bands": None if request.bands is None else tuple(request.bands),
+        "assume_crs": request.assume_crs,
+        "aoi": None if request.aoi is None else build_aoi(request.aoi),
+        "overwrite": request.overwrite,
+        "gsd": request.gsd,
+    }
+    for name in ("tile", "overlap", "batch_size"):
+        if getattr(request, name) is not None:
+            values[name] = getattr(request, name)
+    return SegmentOptions(**values)
 
 
 def check_outside_data_dir(path: str, label: str) -> None:
     """400 for a path in the engine's own data folder (its job database, token, models)."""
-    from saymap.engine.paths import check_outside_data_dir as check
-
     try:
-        check(path, label)
+        paths.check_outside_data_dir(path, label)
     except SaymapError as exc:
         raise bad_request(str(exc)) from exc
 
 
-def check_segment(request: SegmentRequest) -> dict[str, Any]:
-    """Everything checkable before queueing; returns the request to store, model resolved."""
-    from saymap.engine.aoi import resolve_region
-    from saymap.engine.raster import open_raster
-
+def check_segment(request: SegmentRequest) -> tuple[dict[str, Any], SegmentPlan]:
+    """Everything checkable before queueing: the request to store (model resolved) and the
+    plan the job will run, so the job opens the raster only to read its tiles."""
     check_outside_data_dir(request.raster, "raster")  # before GDAL opens it: see paths.py
     check_outside_data_dir(request.output, "output")
     check_input_file(request.raster, "raster")
@@ -139,24 +137,20 @@ def check_segment(request: SegmentRequest) -> dict[str, Any]:
     check_output(request.output, request.overwrite)
     model = resolve_model(request.model)
     check_device(request.device)
+    options = segment_options(request)
     try:
-        spec = open_raster(request.raster, bands=request.bands, assume_crs=request.assume_crs)
-        if request.aoi is not None:
-            resolve_region(spec, build_aoi(request.aoi))
+        facts = ModelFacts.from_config(model.name, model.config, model.card)
+        plan = plan_segment(request.raster, request.prompts, options, facts)
     except SaymapError as exc:
         raise bad_request(str(exc)) from exc
-    check_tiling(request, model)
-    return {**request.model_dump(), "model": model.name}
+    return {**request.model_dump(), "model": model.name}, plan
 
 
-def check_validation_area(request: TrainRequest) -> None:
+def check_validation_area(request: TrainRequest | TrainPreviewRequest) -> None:
     """A validation area must be an area and overlap at least one of the rasters."""
     spec = request.dataset.validation
     if spec is None or spec.area is None:
         return
-    from saymap.engine.aoi import resolve_region
-    from saymap.engine.raster import open_raster
-
     area = build_aoi(spec.area)
     problems = []
     for raster in request.dataset.rasters:
@@ -186,13 +180,22 @@ def check_train(request: TrainRequest) -> dict[str, Any]:
     check_input_file(request.dataset.labels, "labels file")
     check_device(request.device)
     check_validation_area(request)
-    from saymap.engine.server.train_job import TrainingUnavailable, load_recipe
-
     try:
         load_recipe(request)
-    except TrainingUnavailable:
-        pass  # the job will fail saying so; the request itself is fine
     except (SaymapError, OSError, ValueError, TypeError) as exc:
         # An inline recipe is arbitrary JSON: a wrong type deep inside is the caller's error.
         raise bad_request(f"the recipe cannot be used: {exc}") from exc
     return request.model_dump()
+
+
+def check_train_preview(request: TrainPreviewRequest) -> TrainPreviewRequest:
+    """A preview reads the same files as a train job: the same checks, less the name's."""
+    if request.base_model is not None:
+        resolve_model(request.base_model)
+    for raster in request.dataset.rasters:
+        check_outside_data_dir(raster, "training raster")
+        check_input_file(raster, "training raster")
+    check_outside_data_dir(request.dataset.labels, "labels file")
+    check_input_file(request.dataset.labels, "labels file")
+    check_validation_area(request)
+    return request

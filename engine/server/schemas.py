@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from saymap.engine.limits import MAX_BATCH_SIZE, MAX_OVERLAP_PX, MAX_TILE_PX
+from saymap.engine.prompt import MAX_PROMPT_CHARS, MAX_PROMPTS, check_prompt, check_prompts
 
 JobKind = Literal["segment", "train"]
 JobState = Literal["queued", "running", "done", "failed", "cancelled"]
@@ -70,10 +71,13 @@ def _geopackage_path(value: str) -> str:
 
 
 def _prompt(value: str) -> str:
-    _plain_text(value)
-    if not value.strip():
-        raise ValueError("must not be empty or only whitespace")
+    check_prompt(value)  # a PromptError: app.py passes its sentence on as it is
     return value
+
+
+def _prompt_list(values: list[str]) -> list[str]:
+    check_prompts(values)
+    return values
 
 
 def _pattern(pattern: str) -> Any:
@@ -94,11 +98,23 @@ GeoPackagePath = Annotated[
     AfterValidator(_geopackage_path),
     _pattern(GPKG_PATTERN),
 ]
+# The prompt rule is engine/prompt.py's, applied by the validators (so the API refuses with
+# the same sentence as the command line); the limits are stated here for the document.
 Prompt = Annotated[
     str,
-    StringConstraints(min_length=1, max_length=300),
     AfterValidator(_prompt),
-    _pattern(PROMPT_PATTERN),
+    Field(
+        json_schema_extra={
+            "pattern": PROMPT_PATTERN,
+            "minLength": 1,
+            "maxLength": MAX_PROMPT_CHARS,
+        }
+    ),
+]
+Prompts = Annotated[
+    list[Prompt],
+    AfterValidator(_prompt_list),
+    Field(json_schema_extra={"minItems": 1, "maxItems": MAX_PROMPTS}),
 ]
 ModelName = Annotated[
     str,
@@ -215,7 +231,7 @@ class AOI(_Strict):
 
 class SegmentRequest(_Strict):
     raster: AbsolutePath = Field(description="absolute path of a raster the engine can read")
-    prompts: Annotated[list[Prompt], Field(min_length=1, max_length=16)]
+    prompts: Prompts
     output: GeoPackagePath = Field(
         description="absolute path of the GeoPackage to write (its folder must exist)"
     )
@@ -307,6 +323,54 @@ class TrainRequest(_Strict):
     )
     dataset: TrainDataset
     device: DeviceName = "auto"
+
+
+class TrainPreviewRequest(_Strict):
+    """A train request's data and recipe, to see what it would train and validate on."""
+
+    base_model: ModelName | None = None
+    recipe: (
+        Annotated[
+            str,
+            StringConstraints(min_length=1, max_length=4096),
+            AfterValidator(_plain_text),
+            _pattern(PLAIN_PATTERN),
+        ]
+        | dict[str, Any]
+    ) = Field(
+        description="a shipped recipe's name, the absolute path of a recipe file, or the "
+        "recipe's tables as an object"
+    )
+    dataset: TrainDataset
+
+
+class SentenceFate(BaseModel):
+    fate: Literal["train", "validation", "edge", "held_out", "unused"] = Field(
+        description="train: a training sample; validation: inside the validation area or "
+        "share; edge: its chip crosses the validation area's edge (in neither set); held_out: "
+        "its chip touches the real-imagery hold-out; unused: left out by the recipe"
+    )
+    class_name: str | None = None
+
+
+class ChipCount(BaseModel):
+    weak: int = Field(ge=0, description="class-name samples")
+    full: int = Field(ge=0, description="full-sentence samples")
+
+
+class TrainPreview(BaseModel):
+    """What training would use, decided by the trainer's own split: nothing is trained."""
+
+    sentences: list[SentenceFate] = Field(description="one per request sentence, in order")
+    train: ChipCount
+    validation: ChipCount
+    edge: int = Field(ge=0, description="chips across the validation area's edge")
+    held_out: int = Field(ge=0, description="chips kept back for the real-imagery hold-out")
+    classes: dict[str, int] = Field(description="training class-name samples per class")
+    method: str = Field(description="the recipe's WREL method")
+    problem: str | None = Field(
+        default=None, description="why a train job would fail before its first step"
+    )
 
 
 class JobResult(BaseModel):

@@ -1,4 +1,4 @@
-"""The segment job: a checked request → `segment_raster` on the warm model, with progress."""
+"""The segment job: the preflight's plan → `run_plan` on the warm model, with progress."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from saymap.engine import registry
+from saymap.engine.device import choose_device
 from saymap.engine.errors import SaymapError, disk_full
-from saymap.engine.infer import SegmentOptions
+from saymap.engine.infer import run_plan
 from saymap.engine.output import place
+from saymap.engine.plan import SegmentPlan
 from saymap.engine.server.jobs import JobContext
 from saymap.engine.server.models_cache import ModelCache
-from saymap.engine.server.preflight import build_aoi
-from saymap.engine.server.schemas import SegmentRequest
 
 log = logging.getLogger(__name__)
 
@@ -40,80 +40,45 @@ def _outside_names(exc: SaymapError, inside: Path, output: str) -> SaymapError:
         return exc
 
 
-def _probabilities_bytes(request: SegmentRequest) -> int | None:
-    """The most the run writes beside its output: float32 probabilities, uncompressed."""
-    from saymap.engine.raster import open_raster
-
-    try:
-        spec = open_raster(request.raster, bands=request.bands, assume_crs=request.assume_crs)
-    except (SaymapError, OSError):
-        return None
-    return spec.width * spec.height * 4 * len(request.prompts)
-
-
-def segment_options(request: SegmentRequest) -> SegmentOptions:
-    """The request's options as `segment_raster` takes them (its defaults where null)."""
-    values: dict[str, Any] = {
-        "threshold": request.threshold,
-        "device": request.device,
-        "bands": None if request.bands is None else tuple(request.bands),
-        "assume_crs": request.assume_crs,
-        "aoi": None if request.aoi is None else build_aoi(request.aoi),
-        "overwrite": request.overwrite,
-        "gsd": request.gsd,
-    }
-    for name in ("tile", "overlap", "batch_size"):
-        if getattr(request, name) is not None:
-            values[name] = getattr(request, name)
-    return SegmentOptions(**values)
-
-
 def run_segment(context: JobContext, *, models: ModelCache) -> dict[str, Any]:
-    """Run one checked segment request; raises Cancelled or a SaymapError on refusal."""
-    from saymap.engine.device import choose_device
-    from saymap.engine.infer import segment_raster
-
-    request = SegmentRequest.model_validate(context.request)
-    assert request.model is not None  # validation resolved it before queueing
-    device, reason = choose_device(request.device)
-    context.progress(0.0, f"loading model {request.model} on {device} ({reason})")
-    model = models.get(request.model, registry.resolve(request.model), device)
+    """Run the plan the preflight made for this job; raises Cancelled or a SaymapError."""
+    plan = context.prepared
+    if not isinstance(plan, SegmentPlan):
+        raise RuntimeError(f"segment job {context.job_id} was queued without its plan")
+    output, model_name = str(context.request["output"]), str(context.request["model"])
+    device, reason = choose_device(plan.options.device)
+    context.progress(0.0, f"loading model {model_name} on {device} ({reason})")
+    model = models.get(model_name, registry.resolve(model_name), device)
     context.raise_if_cancelled()
-    work = job_folder(request.output, context.job_id)
+    work = job_folder(output, context.job_id)
     context.set_cleanup([str(work)])  # recorded before it exists
     work.mkdir()  # fails if the name exists: the folder is always this job's own
-    staged = work / Path(request.output).name
+    staged = work / Path(output).name
 
     def progress(done: int, total: int, message: str) -> None:
         context.progress(done / total if total else 0.0, message)
 
     try:
-        result = segment_raster(
-            request.raster,
-            request.prompts,
-            staged,
-            model=model,
-            options=segment_options(request),
-            progress=progress,
-            cancel=context.cancel,
-        )
-        place(staged, Path(request.output), request.overwrite)
+        result = run_plan(plan, staged, model=model, progress=progress, cancel=context.cancel)
+        place(staged, Path(output), plan.options.overwrite)
     except SaymapError as exc:
-        renamed = _outside_names(exc, staged, request.output)
+        renamed = _outside_names(exc, staged, output)
         if renamed is exc:
             raise
         raise renamed from exc
     except OSError as exc:  # GDAL's write errors: a full disk is the user's to fix, no bug
-        full = disk_full(exc, request.output, needed_bytes=_probabilities_bytes(request))
+        # Float32 probabilities, uncompressed: the most the run writes beside its output.
+        needed = plan.native_pixels * 4 * len(plan.prompts)
+        full = disk_full(exc, output, needed_bytes=needed)
         if full is None:
             raise
         raise full from exc
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return {
-        "output": request.output,
+        "output": output,
         "n_features": int(result.n_features),
-        "model": request.model,
+        "model": model_name,
         "run_id": result.run_id,
         "features_per_prompt": dict(result.features_per_prompt),
         "tiles": int(result.tiles),
@@ -131,7 +96,6 @@ def run_segment(context: JobContext, *, models: ModelCache) -> dict[str, Any]:
 
 def preload_active_model(models: ModelCache) -> threading.Thread:
     """Load the active model in the background so the first job does not wait for it."""
-    from saymap.engine.device import choose_device
 
     def load() -> None:
         name = registry.active_name()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -13,6 +14,16 @@ TOKEN_FILE = "token"
 PORT_FILE = "engine.json"
 JOBS_DB = "jobs.sqlite3"
 MAX_BODY_BYTES = 1 << 20  # requests carry paths and sentences, never pixels
+
+
+def is_loopback(host: str) -> bool:
+    """True for a host only this machine can reach (the engine's default exposure)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)

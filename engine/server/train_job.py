@@ -1,12 +1,11 @@
 """The train job: a dataset description + recipe → `saymap.training` → a registered model.
 
-Kept apart from the rest of the server because the trainer lands separately: where a piece
-of `saymap.training` is missing, the job fails with a sentence saying so, never a 5xx.
+The service sits above both the engine's library and the trainer, so this is where the
+server reaches into `saymap.training`.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import ntpath
 import posixpath
@@ -16,46 +15,23 @@ from pathlib import Path
 from typing import Any
 
 from saymap.engine import paths, registry
+from saymap.engine.aoi import aoi_from_json
+from saymap.engine.device import choose_device
 from saymap.engine.errors import SaymapError
+from saymap.engine.model import load_model
 from saymap.engine.server.jobs import JobContext
-from saymap.engine.server.schemas import TrainRequest
+from saymap.engine.server.schemas import TrainPreviewRequest, TrainRequest
+from saymap.training.data_sources import datasets_from_layers, inherit_working_resolution
+from saymap.training.evaluate import evaluate_by_kind
+from saymap.training.recipe import RECIPES_DIR, Recipe, recipe_from_dict
+from saymap.training.recipe import load_recipe as load_recipe_file
+from saymap.training.splits import thin
+from saymap.training.trainer import train
+from saymap.training.validation_outputs import write_validation
 
 log = logging.getLogger(__name__)
 
-# (module, attribute) the train job needs; the dataset builder is issue 4's, still to land.
-TRAINER_API = (
-    ("saymap.training.trainer", "train"),
-    ("saymap.training.recipe", "load_recipe"),
-    ("saymap.training.recipe", "recipe_from_dict"),
-    ("saymap.training.data_sources", "datasets_from_layers"),
-    ("saymap.training.data_sources", "inherit_working_resolution"),
-)
-
-
 MAX_RECIPE_BYTES = 1 << 20  # a recipe is a few dozen lines
-
-
-class TrainingUnavailable(SaymapError, NotImplementedError):
-    """This engine build has no trainer (or not all of it) yet."""
-
-
-def trainer_api() -> dict[str, Any]:
-    """The trainer's entry points, or TrainingUnavailable naming the first missing one."""
-    found = {}
-    for module_name, attribute in TRAINER_API:
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise TrainingUnavailable(
-                f"training is not available in this engine yet: {module_name} is missing ({exc})"
-            ) from exc
-        if not hasattr(module, attribute):
-            raise TrainingUnavailable(
-                f"training is not available in this engine yet: {module_name}.{attribute} "
-                "is missing"
-            )
-        found[attribute] = getattr(module, attribute)
-    return found
 
 
 class NotARecipe(SaymapError, ValueError):
@@ -68,8 +44,6 @@ def recipe_file(text: str) -> Path:
 
     Anything else is refused quoting nothing from the file: the engine reads any file its
     user can, and the keys of someone's settings file are not the caller's to learn."""
-    from saymap.training.recipe import RECIPES_DIR, Recipe
-
     if not (posixpath.isabs(text) or ntpath.isabs(text)):
         shipped = sorted(p.stem for p in RECIPES_DIR.glob("*.toml"))
         if text in shipped:
@@ -100,13 +74,12 @@ def recipe_file(text: str) -> Path:
     return path
 
 
-def load_recipe(request: TrainRequest) -> Any:
+def load_recipe(request: TrainRequest | TrainPreviewRequest) -> Recipe:
     """The request's recipe (a shipped name, a recipe file or an inline object); RecipeError
     or NotARecipe names the fault."""
-    api = trainer_api()
     if isinstance(request.recipe, dict):
-        return api["recipe_from_dict"](request.recipe)
-    return api["load_recipe"](recipe_file(request.recipe))
+        return recipe_from_dict(request.recipe)
+    return load_recipe_file(recipe_file(request.recipe))
 
 
 def _event_metrics(event: Any) -> dict[str, Any]:
@@ -119,15 +92,11 @@ def _event_metrics(event: Any) -> dict[str, Any]:
 
 
 def before_metrics(base_model: str, val_set: Any, chip_size: int, device: str) -> dict[str, float]:
-    """The base model's validation IoU before any step (the trainer's own `validate`), so
+    """The base model's validation IoU before any step (the trainer's own evaluator), so
     the wizard can show before and after on the same samples."""
-    from saymap.engine.device import choose_device
-    from saymap.engine.model import load_model
-    from saymap.training.batching import validate
-
     chosen, _why = choose_device(device)
     model = load_model(registry.resolve(base_model), device=chosen)
-    values = validate(model, val_set, chip_size)
+    values = evaluate_by_kind(model, val_set, chip_size)
     return {"val_iou_before": values["all/mIoU"]} if "all/mIoU" in values else {}
 
 
@@ -137,20 +106,17 @@ def start_training(request: TrainRequest, context: JobContext) -> dict[str, Any]
     base_model, when given, is where training starts (the recipe's model.init); null leaves
     the recipe's own model section in charge.
     """
-    api = trainer_api()
     recipe = load_recipe(request)
     if request.base_model:
         recipe.model.init = str(registry.resolve(request.base_model))
     recipe.run.device = request.device
     context.progress(0.0, "reading the training data")
-    train_set, val_set = api["datasets_from_layers"](
+    train_set, val_set = datasets_from_layers(
         request.dataset.model_dump(),
         chip_size=recipe.data.chip_size,
-        gsd_m=api["inherit_working_resolution"](recipe),
+        gsd_m=inherit_working_resolution(recipe),
     )
     if val_set is not None:
-        from saymap.training.splits import thin
-
         val_set = thin(val_set, recipe.data.max_val_samples)
     context.raise_if_cancelled()
     before: dict[str, float] = {}  # sent with every metrics event (the contract: step, loss, lr)
@@ -172,7 +138,7 @@ def start_training(request: TrainRequest, context: JobContext) -> dict[str, Any]
         )
 
     try:
-        result = api["train"](
+        result = train(
             recipe,
             out_dir,
             train_set,
@@ -209,9 +175,6 @@ def write_validation_outputs(
     request: TrainRequest, model_dir: Path, val_set: Any, context: JobContext
 ) -> Any:
     """The validation chips and predictions beside the trained model, before it is copied."""
-    from saymap.engine.aoi import aoi_from_json
-    from saymap.training.validation_outputs import write_validation
-
     spec = request.dataset.validation
     area = (
         aoi_from_json(spec.area.model_dump(), "validation area")

@@ -158,8 +158,8 @@ def test_refusals_are_4xx_sentences(engine: Engine, hro: Path, tmp_path: Path) -
     base = {"raster": str(hro), "prompts": ["car"], "output": str(tmp_path / "out.gpkg")}
     cases = [
         ({**base, "raster": "relative.tif"}, 422, "absolute"),
-        ({**base, "prompts": []}, 422, "prompts"),
-        ({**base, "prompts": ["   "]}, 422, "prompts"),
+        ({**base, "prompts": []}, 422, "prompt is empty"),
+        ({**base, "prompts": ["   "]}, 422, "prompt is empty"),
         ({**base, "output": str(tmp_path / "out.shp")}, 422, "gpkg"),
         ({**base, "unknown": 1}, 422, "unknown"),
         ({**base, "raster": str(tmp_path / "missing.tif")}, 400, "does not exist"),

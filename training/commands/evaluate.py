@@ -45,6 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from saymap.engine.device import choose_device
     from saymap.engine.model import load_model
+    from saymap.engine.registry import resolve_checkpoint
     from saymap.training.evaluate import evaluate, open_eval_data
     from saymap.training.metrics import format_table, metrics_json
 
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     )
     device, why = choose_device(args.device)
     log.info("device %s (%s); %d %s samples", device, why, len(dataset), kind)
-    model = load_model(args.checkpoint, device=device)
+    model = load_model(resolve_checkpoint(args.checkpoint), device=device)
     step = max(1, (args.limit or len(dataset)) // 10)
 
     def progress(done: int, total: int) -> None:

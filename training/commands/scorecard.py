@@ -59,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
             raise OutputError(f"{path} exists; pass --overwrite or another name")
     from saymap.engine.device import choose_device
     from saymap.engine.model import load_model
+    from saymap.engine.registry import resolve_checkpoint
     from saymap.training.scorecard import (
         ScorecardSettings,
         markdown_table,
@@ -67,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     )
 
     device, _ = choose_device(args.device)
-    model = load_model(args.checkpoint, device=device)
+    model = load_model(resolve_checkpoint(args.checkpoint), device=device)
     settings = ScorecardSettings(
         gsd=args.gsd, literal=args.literal, threshold=args.threshold, device=args.device
     )

@@ -24,11 +24,11 @@ router = APIRouter(tags=["jobs"], dependencies=[Depends(verify_token)], response
 )
 def segment(body: SegmentRequest, engine: Annotated[EngineState, Depends(get_engine)]) -> JobInfo:
     """Queue a segmentation of `raster` by each prompt into the GeoPackage `output`."""
-    request = check_segment(body)
+    request, plan = check_segment(body)
     for job in engine.jobs.unfinished():
         if job.kind == "segment" and same_path(job.request["output"], body.output):
             raise HTTPException(
                 status.HTTP_409_CONFLICT,
                 f"job {job.id} is already writing {body.output}; wait for it or cancel it",
             )
-    return job_info(engine.jobs.submit("segment", request))
+    return job_info(engine.jobs.submit("segment", request, prepared=plan))
