@@ -19,10 +19,16 @@ import rasterio
 import shapely
 from pyproj import CRS
 
-pytestmark = pytest.mark.real_data
+from tests.engine.generated import int16_custom, with_white_nodata
 
-NEON = ("neon_osbs", "OSBS_029.tif")  # EPSG:32617, 400 x 400, bounds below
-NEON_BOUNDS = (404211.9, 3285102.9, 404251.9, 3285142.9)
+NEON_BOUNDS = (404211.9, 3285102.9, 404251.9, 3285142.9)  # the generated look-alike's
+
+
+@pytest.fixture(scope="module")
+def neon(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A generated stand-in for neon_osbs (EPSG:32617, 400 x 400 px at 0.1 m, nodata 255),
+    so these run without ../shared."""
+    return with_white_nodata(tmp_path_factory.mktemp("rasters") / "OSBS_029.tif")
 
 
 def saymap(*args: str | Path, data_dir: Path, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -47,9 +53,9 @@ def work(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def bare_raster(real_data: Path, tmp_path: Path) -> Path:
+def bare_raster(neon: Path, tmp_path: Path) -> Path:
     """neon_osbs with its CRS removed (the grid and pixels kept)."""
-    with rasterio.open(real_data.joinpath(*NEON)) as src:
+    with rasterio.open(neon) as src:
         profile, data = src.profile, src.read()
     profile.update(crs=None)
     path = tmp_path / "bare.tif"
@@ -76,8 +82,10 @@ def test_missing_raster(work: Path, tmp_path: Path) -> None:
     assert_refused(result, work, "not found", "nope.tif")
 
 
-def test_not_a_raster(real_data: Path, work: Path, tmp_path: Path) -> None:
-    result = saymap("segment", real_data / "README.md", "tank", "-o", work / "o.gpkg",
+def test_not_a_raster(work: Path, tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text("not pixels\n")
+    result = saymap("segment", readme, "tank", "-o", work / "o.gpkg",
                     data_dir=tmp_path)  # fmt: skip
     assert_refused(result, work, "not a raster")
 
@@ -87,14 +95,14 @@ def test_no_crs(bare_raster: Path, work: Path, tmp_path: Path) -> None:
     assert_refused(result, work, "no coordinate reference system", "--assume-crs")
 
 
-def test_bands_out_of_range(real_data: Path, work: Path, tmp_path: Path) -> None:
-    result = saymap("segment", real_data.joinpath(*NEON), "tank", "-o", work / "o.gpkg",
+def test_bands_out_of_range(neon: Path, work: Path, tmp_path: Path) -> None:
+    result = saymap("segment", neon, "tank", "-o", work / "o.gpkg",
                     "--bands", "3,2,7", data_dir=tmp_path)  # fmt: skip
     assert_refused(result, work, "band 7 is out of range", "3 band(s)")
 
 
-def test_empty_prompt(real_data: Path, work: Path, tmp_path: Path) -> None:
-    result = saymap("segment", real_data.joinpath(*NEON), "  ", "-o", work / "o.gpkg",
+def test_empty_prompt(neon: Path, work: Path, tmp_path: Path) -> None:
+    result = saymap("segment", neon, "  ", "-o", work / "o.gpkg",
                     data_dir=tmp_path)  # fmt: skip
     assert_refused(result, work, "prompt is empty")
 
@@ -102,48 +110,48 @@ def test_empty_prompt(real_data: Path, work: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "aoi", ["404000,3285000,404100,3285050", "-81.9,29.6,-81.8,29.7@EPSG:4326"]
 )
-def test_aoi_outside(real_data: Path, work: Path, tmp_path: Path, aoi: str) -> None:
+def test_aoi_outside(neon: Path, work: Path, tmp_path: Path, aoi: str) -> None:
     # --aoi=VALUE: argparse would take a value starting with "-" for an option.
-    result = saymap("segment", real_data.joinpath(*NEON), "tank", "-o", work / "o.gpkg",
+    result = saymap("segment", neon, "tank", "-o", work / "o.gpkg",
                     f"--aoi={aoi}", data_dir=tmp_path)  # fmt: skip
     assert_refused(result, work, "does not overlap")
 
 
-def test_output_folder_missing(real_data: Path, work: Path, tmp_path: Path) -> None:
-    result = saymap("segment", real_data.joinpath(*NEON), "tank", "-o",
+def test_output_folder_missing(neon: Path, work: Path, tmp_path: Path) -> None:
+    result = saymap("segment", neon, "tank", "-o",
                     work / "missing" / "o.gpkg", data_dir=tmp_path)  # fmt: skip
     assert_refused(result, work, "output folder does not exist")
 
 
-def test_existing_output_is_kept(real_data: Path, work: Path, tmp_path: Path) -> None:
+def test_existing_output_is_kept(neon: Path, work: Path, tmp_path: Path) -> None:
     existing = work / "existing.gpkg"
     existing.write_bytes(b"the user's own file")
-    result = saymap("segment", real_data.joinpath(*NEON), "tank", "-o", existing,
+    result = saymap("segment", neon, "tank", "-o", existing,
                     data_dir=tmp_path)  # fmt: skip
     assert_refused(result, work, "already exists", "--overwrite")
     assert existing.read_bytes() == b"the user's own file"
 
 
-def test_unknown_device(real_data: Path, work: Path, tmp_path: Path) -> None:
-    result = saymap("segment", real_data.joinpath(*NEON), "tank", "-o", work / "o.gpkg",
+def test_unknown_device(neon: Path, work: Path, tmp_path: Path) -> None:
+    result = saymap("segment", neon, "tank", "-o", work / "o.gpkg",
                     "--device", "tpu", data_dir=tmp_path)  # fmt: skip
     assert_refused(result, work, "unknown device")
 
 
-def test_corrupt_checkpoint(real_data: Path, work: Path, tmp_path: Path) -> None:
+def test_corrupt_checkpoint(neon: Path, work: Path, tmp_path: Path) -> None:
     from saymap.engine.model.configuration import SaymapConfig
 
     checkpoint = tmp_path / "broken"
     checkpoint.mkdir()
     (checkpoint / "config.json").write_text(SaymapConfig.named("tiny").to_json())
     (checkpoint / "model.safetensors").write_bytes(b"\x00\x01 not safetensors at all")
-    result = saymap("segment", real_data.joinpath(*NEON), "tank", "-o", work / "o.gpkg",
+    result = saymap("segment", neon, "tank", "-o", work / "o.gpkg",
                     "--checkpoint", checkpoint, data_dir=tmp_path)  # fmt: skip
     assert_refused(result, work, "corrupt")
 
 
-def test_info_prints_what_segmenting_would_use(real_data: Path, tmp_path: Path) -> None:
-    raster = real_data / "spacenet_custom_proj" / "sample_geotiff_custom_proj.tif"
+def test_info_prints_what_segmenting_would_use(tmp_path: Path) -> None:
+    raster = int16_custom(tmp_path / "custom.tif", size=512)  # like spacenet_custom_proj
     result = saymap("info", raster, data_dir=tmp_path)
     assert result.returncode == 0, result.stderr
     for needle in ("custom (no EPSG code)", "Albers", "512 x 512 px", "int16", "-9999",
@@ -209,14 +217,14 @@ def one_line_refusal(result: subprocess.CompletedProcess, *needles: str) -> str:
     ],
 )
 def test_options_out_of_bounds_are_refused_before_the_model_loads(
-    real_data: Path,
+    neon: Path,
     work: Path,
     tmp_path: Path,
     tiny_checkpoint: Path,
     option: list[str],
     needles: list[str],
 ) -> None:
-    result = saymap("segment", real_data.joinpath(*NEON), "tree", "-o", work / "o.gpkg",
+    result = saymap("segment", neon, "tree", "-o", work / "o.gpkg",
                     "--checkpoint", tiny_checkpoint, "--device", "cpu", "--no-progress", *option,
                     data_dir=tmp_path)  # fmt: skip
     one_line_refusal(result, *needles)
@@ -224,11 +232,11 @@ def test_options_out_of_bounds_are_refused_before_the_model_loads(
 
 
 def test_keep_probabilities_never_replaces_a_file_it_may_not(
-    real_data: Path, work: Path, tmp_path: Path, tiny_checkpoint: Path
+    neon: Path, work: Path, tmp_path: Path, tiny_checkpoint: Path
 ) -> None:
     """The GeoPackage's rules: an existing file only with --overwrite, and never an input."""
     raster = work / "image.tif"
-    raster.write_bytes(real_data.joinpath(*NEON).read_bytes())
+    raster.write_bytes(neon.read_bytes())
     notes = work / "notes.txt"
     notes.write_text("my notes")
     existing = work / "probabilities.tif"
@@ -246,14 +254,14 @@ def test_keep_probabilities_never_replaces_a_file_it_may_not(
         one_line_refusal(saymap(*base, *extra, data_dir=tmp_path), *needles)
     assert notes.read_text() == "my notes"
     assert existing.read_bytes() == b"an older probability file"
-    assert raster.read_bytes() == real_data.joinpath(*NEON).read_bytes()
+    assert raster.read_bytes() == neon.read_bytes()
     assert sorted(os.listdir(work)) == ["image.tif", "link.tif", "notes.txt", "probabilities.tif"]
 
 
 @pytest.fixture
-def truncated_raster(real_data: Path, tmp_path: Path) -> Path:
+def truncated_raster(neon: Path, tmp_path: Path) -> Path:
     """neon_osbs cut off half-way: its header opens, its lower strips cannot be read."""
-    source = real_data.joinpath(*NEON).read_bytes()
+    source = neon.read_bytes()
     path = tmp_path / "truncated.tif"
     path.write_bytes(source[: len(source) // 2])
     return path
@@ -282,7 +290,7 @@ def test_a_failed_run_names_the_damaged_block_and_keeps_the_old_probabilities_fi
 
 @pytest.mark.parametrize("name", ["jobs.sqlite3", "token", "models/x/model.tif"])
 def test_paths_in_the_engine_data_folder_are_refused(
-    real_data: Path, work: Path, tmp_path: Path, name: str
+    neon: Path, work: Path, tmp_path: Path, name: str
 ) -> None:
     """GDAL's SQLite driver opening the job database deletes its -wal file (and with it the
     engine's unsaved history); nothing may read or write inside the data folder."""
@@ -298,7 +306,7 @@ def test_paths_in_the_engine_data_folder_are_refused(
         target = data / name
         as_raster = saymap("segment", target, "tree", "-o", work / "o.gpkg", data_dir=tmp_path)
         one_line_refusal(as_raster, "data folder", str(target))
-        as_output = saymap("segment", real_data.joinpath(*NEON), "tree", "-o",
+        as_output = saymap("segment", neon, "tree", "-o",
                            data / "o.gpkg", data_dir=tmp_path)  # fmt: skip
         one_line_refusal(as_output, "data folder")
         assert wal.exists()
@@ -309,19 +317,20 @@ def test_paths_in_the_engine_data_folder_are_refused(
     # The one exception: exports/, where the plugin writes the rasters it hands the engine.
     exported = data / "exports" / "layer.tif"
     exported.parent.mkdir()
-    exported.write_bytes(real_data.joinpath(*NEON).read_bytes())
+    exported.write_bytes(neon.read_bytes())
     allowed = saymap("segment", exported, "tree", "-o", work / "o.gpkg", "--checkpoint",
                      tmp_path / "no-such-checkpoint", data_dir=tmp_path)  # fmt: skip
     assert allowed.returncode == 2 and "data folder" not in allowed.stderr, allowed.stderr
     # ... and results/, the plugin's default folder for the GeoPackages it asks for.
     (data / "results").mkdir()
-    result = saymap("segment", real_data.joinpath(*NEON), "tree", "-o",
+    result = saymap("segment", neon, "tree", "-o",
                     data / "results" / "trees.gpkg", "--checkpoint",
                     tmp_path / "no-such-checkpoint", data_dir=tmp_path)  # fmt: skip
     assert result.returncode == 2 and "data folder" not in result.stderr, result.stderr
 
 
 @pytest.mark.slow
+@pytest.mark.real_data
 def test_sigterm_removes_the_temporary_files_as_ctrl_c_does(
     real_data: Path, work: Path, tmp_path: Path, tiny_checkpoint: Path
 ) -> None:
@@ -362,7 +371,7 @@ def _mount_tmpfs(folder: Path, size: str) -> bool:
 
 @pytest.mark.slow
 def test_a_full_disk_is_said_in_one_line_with_where(
-    real_data: Path, tmp_path: Path, tiny_checkpoint: Path
+    neon: Path, tmp_path: Path, tiny_checkpoint: Path
 ) -> None:
     """A real full filesystem (a 64 KiB tmpfs, so the test needs root; it is skipped
     otherwise): no traceback, the words "disk is full" and the output's path."""
@@ -371,7 +380,7 @@ def test_a_full_disk_is_said_in_one_line_with_where(
         pytest.skip("needs root to mount a small tmpfs")
     try:
         output = small / "trees.gpkg"
-        result = saymap("segment", real_data.joinpath(*NEON), "tree", "-o", output,
+        result = saymap("segment", neon, "tree", "-o", output,
                         "--checkpoint", tiny_checkpoint, "--device", "cpu", "--threshold",
                         "0.01", "--no-progress", data_dir=tmp_path, timeout=300)  # fmt: skip
         assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
