@@ -35,7 +35,7 @@ def crs_string(crs: QgsCoordinateReferenceSystem) -> str:
     authid = crs.authid()
     if authid and not authid.upper().startswith("USER:"):
         return authid
-    return crs.toWkt(QgsCoordinateReferenceSystem.WKT_PREFERRED)
+    return crs.toWkt(QgsCoordinateReferenceSystem.WktVariant.WKT_PREFERRED)
 
 
 def bounds_aoi(extent: QgsRectangle, crs: QgsCoordinateReferenceSystem) -> Aoi:

@@ -13,23 +13,32 @@ from typing import Any
 from qgis.core import Qgis, QgsApplication, QgsMessageLog, QgsTask
 
 from .errors import SayMapPluginError
+from .messages import Problem, explain
 
 # Tasks must stay referenced until finished() ran, or Python collects them mid-flight.
 _RUNNING: set[CallTask] = set()
 
 
-def task_error(
+def task_problem(
     exc: Exception, expected: tuple[type[Exception], ...] = (SayMapPluginError, OSError)
-) -> str:
-    """The message a task's run() reports for `exc`: an expected error's own text, or, for
-    anything else (a bug), a pointer to the SayMap log where its traceback now is.
+) -> Problem:
+    """What a task's run() reports for `exc`: an expected error in the user's words
+    (messages.py), or, for anything else (a bug), a pointer to the SayMap log where its
+    traceback now is.
 
     Called from the `except Exception` at a worker thread's boundary: nothing is lost there.
     """
     if isinstance(exc, expected):
-        return str(exc)
-    QgsMessageLog.logMessage(traceback.format_exc(), "SayMap", Qgis.Critical)
-    return f"SayMap hit a bug ({type(exc).__name__}: {exc}); see the SayMap log."
+        return explain(exc)
+    QgsMessageLog.logMessage(traceback.format_exc(), "SayMap", Qgis.MessageLevel.Critical)
+    return Problem("bug", f"SayMap hit a bug ({type(exc).__name__}: {exc}); see the SayMap log.")
+
+
+def task_error(
+    exc: Exception, expected: tuple[type[Exception], ...] = (SayMapPluginError, OSError)
+) -> str:
+    """task_problem's text."""
+    return task_problem(exc, expected).text
 
 
 class CallTask(QgsTask):
@@ -42,7 +51,7 @@ class CallTask(QgsTask):
         on_done: Callable[[Any], None],
         on_error: Callable[[str], None],
     ) -> None:
-        super().__init__(description, QgsTask.CanCancel)
+        super().__init__(description, QgsTask.Flag.CanCancel)
         self._work = work
         self._on_done = on_done
         self._on_error = on_error

@@ -81,6 +81,11 @@ def _start(settings: Settings, is_cancelled: Callable[[], bool]) -> Endpoint:
     raise EngineStartError("The SayMap engine did not answer in time (or the run was cancelled).")
 
 
+def started_here(pid: int | None) -> bool:
+    """Whether the engine with this process id is one this module started and still runs."""
+    return pid is not None and any(p.pid == pid and p.poll() is None for p in _STARTED)
+
+
 def stop_started_engines() -> None:
     """Stop the engines this module started (plugin unload)."""
     while _STARTED:

@@ -362,7 +362,7 @@ def _detail(exc: urllib.error.HTTPError) -> str:
     try:
         detail = json.loads(exc.read().decode("utf-8")).get("detail")
     except (OSError, ValueError, AttributeError):
-        return exc.reason or f"HTTP {exc.code}"
+        return exc.reason or "the engine refused the request without saying why"
     if isinstance(detail, str):
         return detail
     if isinstance(detail, Sequence):

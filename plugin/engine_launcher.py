@@ -110,6 +110,34 @@ class EngineConnection(QObject):
             return
         self._check(found, on_bad=lambda _msg: self._launch(self._settings()))
 
+    def probe(self, on_found: Callable[[Endpoint], None], on_none: Callable[[str], None]):
+        """Whether an engine answers now, without starting one (Settings, About): the one
+        the port file names, else the one last known. `on_none(reason)` when none does."""
+        endpoint = read_port_file(self._settings().resolved_data_dir()) or self.endpoint
+        if endpoint is None:
+            on_none("not running: it starts with the first run, or with “Connect / start”")
+            return
+
+        def found(health: Health) -> None:
+            self.endpoint, self.health = endpoint, health
+            on_found(endpoint)
+
+        def gone(message: str) -> None:
+            if self.endpoint == endpoint:
+                self.forget()
+            on_none(message)
+
+        client = EngineClient(endpoint, timeout=5.0)
+        call_in_background("SayMap: is the engine running?", client.health, found, gone)
+
+    @property
+    def running_python(self) -> Path | None:
+        """The Python of the engine this object started and that still runs, else None."""
+        process = self.process
+        if process is None or process.state() == QProcess.ProcessState.NotRunning:
+            return None
+        return self._python
+
     def restart(self, on_ready: Callable[[Endpoint], None], on_failed: Callable[[str], None]):
         """Stop the engine this object started and start a new one from the current settings
         (after the engine Python changed), ignoring any engine the port file names."""
@@ -134,7 +162,7 @@ class EngineConnection(QObject):
         call_in_background("SayMap: checking the engine", client.health, done, bad)
 
     def _launch(self, settings: Settings) -> None:
-        if self.process is not None and self.process.state() != QProcess.NotRunning:
+        if self.process is not None and self.process.state() != QProcess.ProcessState.NotRunning:
             self._timer.start()  # already starting: keep watching it
             return
         python = settings.resolved_engine_python()
@@ -155,7 +183,7 @@ class EngineConnection(QObject):
         QgsMessageLog.logMessage(
             f"starting the engine: {command.program} {' '.join(command.arguments)}",
             LOG_TAG,
-            Qgis.Info,
+            Qgis.MessageLevel.Info,
         )
         process.start(command.program, list(command.arguments))
         self._deadline = time.monotonic() + settings.start_timeout_s
@@ -167,24 +195,24 @@ class EngineConnection(QObject):
         text = bytes(self.process.readAllStandardError()).decode("utf-8", "replace")
         self._stderr = (self._stderr + text)[-_TAIL_CHARS:]
         for line in text.splitlines():
-            QgsMessageLog.logMessage(f"engine: {line}", LOG_TAG, Qgis.Info)
+            QgsMessageLog.logMessage(f"engine: {line}", LOG_TAG, Qgis.MessageLevel.Info)
 
     def _read_stdout(self) -> None:
         if self.process is None:
             return
         text = bytes(self.process.readAllStandardOutput()).decode("utf-8", "replace")
         for line in text.splitlines():
-            QgsMessageLog.logMessage(f"engine: {line}", LOG_TAG, Qgis.Info)
+            QgsMessageLog.logMessage(f"engine: {line}", LOG_TAG, Qgis.MessageLevel.Info)
 
     def _poll(self) -> None:
         process = self.process
         if process is None or self._python is None:
             self._timer.stop()
             return
-        if process.state() == QProcess.NotRunning:
+        if process.state() == QProcess.ProcessState.NotRunning:
             self._timer.stop()
             self._read_stderr()
-            if process.error() == QProcess.FailedToStart:
+            if process.error() == QProcess.ProcessError.FailedToStart:
                 message = f"Could not run {self._python}: {process.errorString()}"
             else:
                 message = diagnose_start_failure(
@@ -237,7 +265,7 @@ class EngineConnection(QObject):
             process.readyReadStandardOutput.disconnect()
         except TypeError:
             pass
-        if process.state() != QProcess.NotRunning:
+        if process.state() != QProcess.ProcessState.NotRunning:
             process.terminate()
             if not process.waitForFinished(5000):
                 process.kill()

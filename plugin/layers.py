@@ -1,19 +1,33 @@
-"""Results as layers: where the GeoPackage goes, and how it enters the project (a "SayMap"
-group, named after the prompt, styled from the shipped QML)."""
+"""Results as layers: where the GeoPackage goes, and how it enters the project: named
+"prompt · raster · model", styled from the shipped QML with rounded numbers, at the top of a
+visible "SayMap" group. The toolbar, Processing and the wizard all go through here."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 
-from qgis.core import QgsLayerTreeGroup, QgsProject, QgsVectorLayer
+from qgis.core import (
+    QgsEditorWidgetSetup,
+    QgsFeatureRequest,
+    QgsLayerTreeGroup,
+    QgsLayerTreeLayer,
+    QgsProject,
+    QgsVectorLayer,
+)
 
 from .errors import SayMapPluginError
 
 GROUP_NAME = "SayMap"
 STYLE_PATH = Path(__file__).resolve().parent / "styles" / "saymap_result.qml"
 ENGINE_FIELDS = ("prompt", "score", "area_m2", "model", "run_id", "created_at", "source")
+NAME_SEPARATOR = " · "
+# Decimals shown for the engine's float fields (attribute table, identify, forms).
+DECIMALS = {"score": 2, "area_m2": 1}
 
 
 def slug(text: str, limit: int = 40) -> str:
@@ -43,8 +57,51 @@ def result_path(folder: Path, prompts: list[str] | tuple[str, ...], now: datetim
     return candidate
 
 
-def layer_name(prompts: list[str] | tuple[str, ...]) -> str:
-    return "; ".join(prompts)
+def layer_name(
+    prompts: Sequence[str],
+    raster: str = "",
+    model: str = "",
+    taken: Iterable[str] = (),
+    now: datetime | None = None,
+) -> str:
+    """ "prompt · raster · model", and "· HH:MM:SS" when a layer already has that name."""
+    base = NAME_SEPARATOR.join(part for part in ("; ".join(prompts), raster, model) if part)
+    taken = set(taken)
+    if base not in taken:
+        return base
+    stamped = f"{base}{NAME_SEPARATOR}{(now or datetime.now()):%H:%M:%S}"
+    name, n = stamped, 1
+    while name in taken:
+        n += 1
+        name = f"{stamped} ({n})"
+    return name
+
+
+def project_layer_names(project: QgsProject) -> set[str]:
+    return {layer.name() for layer in project.mapLayers().values()}
+
+
+def style_result(layer: QgsVectorLayer, score_labels: bool = False) -> None:
+    """The shipped style, score and area rounded where they are shown, and score labels
+    only when Settings asks for them."""
+    message, ok = layer.loadNamedStyle(str(STYLE_PATH))
+    if not ok:
+        raise SayMapPluginError(f"The SayMap style could not be applied: {message}")
+    for name, decimals in DECIMALS.items():
+        index = layer.fields().indexFromName(name)
+        if index < 0:
+            continue
+        config = {
+            "Precision": decimals,
+            "Step": 10**-decimals,
+            "Min": -1e12,
+            "Max": 1e12,
+            "Style": "SpinBox",
+            "AllowNull": True,
+        }
+        layer.setEditorWidgetSetup(index, QgsEditorWidgetSetup("Range", config))
+    layer.setLabelsEnabled(score_labels)
+    layer.triggerRepaint()
 
 
 def saymap_group(project: QgsProject) -> QgsLayerTreeGroup:
@@ -53,14 +110,62 @@ def saymap_group(project: QgsProject) -> QgsLayerTreeGroup:
     return group if group is not None else root.insertGroup(0, GROUP_NAME)
 
 
-def add_result_layer(path: Path, name: str, project: QgsProject) -> QgsVectorLayer:
-    """Load the engine's GeoPackage as a styled layer at the top of the SayMap group."""
-    layer = QgsVectorLayer(str(path), name, "ogr")
-    if not layer.isValid():
+def group_hidden(project: QgsProject) -> bool:
+    """Whether the SayMap group exists but is not shown (it, or a group around it, is off)."""
+    group = project.layerTreeRoot().findGroup(GROUP_NAME)
+    return group is not None and not group.isVisible()
+
+
+def place_result(layer: QgsVectorLayer, project: QgsProject) -> bool:
+    """Put the layer at the top of the SayMap group (moving it there if Processing added it
+    elsewhere) and make sure the group shows; True when the group had been hidden."""
+    hidden = group_hidden(project)
+    if layer.id() not in project.mapLayers():
+        project.addMapLayer(layer, False)
+    group = saymap_group(project)
+    node = project.layerTreeRoot().findLayer(layer.id())
+    if node is None:
+        group.insertLayer(0, layer)
+    elif node.parent() is not group:
+        moved = node.clone()
+        group.insertChildNode(0, moved)
+        node.parent().removeChildNode(node)
+        node = moved
+    if isinstance(node, QgsLayerTreeLayer):
+        node.setItemVisibilityChecked(True)
+    group.setItemVisibilityCheckedParentRecursive(True)
+    return hidden
+
+
+def load_result(path: Path, name: str, temporary: bool = False) -> QgsVectorLayer:
+    """The engine's GeoPackage as a layer; with `temporary`, copied into a temporary (memory)
+    layer and the file removed: what "temporary layer" means in QGIS (kept only if the user
+    saves it)."""
+    source = QgsVectorLayer(str(path), name, "ogr")
+    if not source.isValid():
         raise SayMapPluginError(f"The engine's result {path} could not be opened as a layer.")
-    message, ok = layer.loadNamedStyle(str(STYLE_PATH))
-    if not ok:
-        raise SayMapPluginError(f"The SayMap style could not be applied: {message}")
-    project.addMapLayer(layer, False)
-    saymap_group(project).insertLayer(0, layer)
+    if not temporary:
+        return source
+    copy = source.materialize(QgsFeatureRequest())
+    copy.setName(name)
+    del source  # closes the GeoPackage before it is removed
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(OSError):
+            os.remove(f"{path}{suffix}")
+    return copy
+
+
+def add_result_layer(
+    path: Path,
+    name: str,
+    project: QgsProject,
+    *,
+    score_labels: bool = False,
+    temporary: bool = False,
+) -> QgsVectorLayer:
+    """Load the engine's GeoPackage as a styled layer at the top of the SayMap group (shown,
+    even if it was hidden: check group_hidden first to say so)."""
+    layer = load_result(path, name, temporary)
+    style_result(layer, score_labels)
+    place_result(layer, project)
     return layer

@@ -7,6 +7,7 @@ uses (`saymap.engine.paths.data_dir`); a test checks the two agree.
 
 from __future__ import annotations
 
+import configparser
 import json
 import os
 import sys
@@ -15,6 +16,22 @@ from pathlib import Path
 PLUGIN_DIR = Path(__file__).resolve().parent
 BUILD_INFO = PLUGIN_DIR / "build_info.json"  # written by scripts/package_plugin.py
 ENGINE_VENV_NAME = "engine-venv"
+# The plugin's guide, shipped in the plugin folder: the same version as the code, offline.
+HELP_PATH = PLUGIN_DIR / "README.md"
+HELP_URL = HELP_PATH.as_uri()
+
+
+def plugin_metadata() -> dict[str, str]:
+    """metadata.txt's [general] section: in the plugin folder (installed from the zip), or at
+    the root of the source folder around plugin/ (a checkout)."""
+    for path in (PLUGIN_DIR / "metadata.txt", PLUGIN_DIR.parent / "metadata.txt"):
+        parser = configparser.ConfigParser(interpolation=None)
+        try:
+            if parser.read(path, encoding="utf-8") and parser.has_section("general"):
+                return dict(parser["general"])
+        except configparser.Error:
+            continue
+    return {}
 
 
 def default_data_dir() -> Path:

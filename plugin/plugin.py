@@ -3,23 +3,27 @@ and takes every one of them away again on unload."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from qgis.core import Qgis, QgsApplication
-from qgis.PyQt.QtCore import QObject
-from qgis.PyQt.QtGui import QIcon
-from qgis.PyQt.QtWidgets import QAction, QPushButton
+from qgis.PyQt.QtCore import QObject, QUrl
+from qgis.PyQt.QtGui import QDesktopServices, QIcon
 
+from .about_dialog import AboutDialog
 from .call_task import call_in_background, detach_all
-from .engine_blocking import stop_started_engines
+from .engine_blocking import started_here, stop_started_engines
 from .engine_client import Endpoint, EngineClient, ModelList
 from .engine_launcher import EngineConnection
+from .message_bar import MessageBoard
+from .paths import HELP_URL
 from .provider import SayMapProvider
+from .qt_compat import QAction
 from .runner import SegmentRunner
 from .settings import load_history, load_settings
 from .settings_dialog import SettingsDialog
 from .setup_dialog import SetupDialog
-from .toolbar import SayMapToolbar
+from .toolbar import SayMapToolbar, theme_icon
 
 MENU = "&SayMap"
 ICON = Path(__file__).resolve().parent / "icon.png"
@@ -35,8 +39,9 @@ class SayMapPlugin:
         self.actions: list[QAction] = []
         self.settings_dialog: SettingsDialog | None = None
         self.setup_dialog: SetupDialog | None = None
+        self.about_dialog: AboutDialog | None = None
         self.wizard: object | None = None
-        self._messages: list[object] = []
+        self.board = MessageBoard(iface.messageBar)
 
     # -- QGIS entry points -----------------------------------------------------------------
     def initProcessing(self) -> None:
@@ -59,17 +64,22 @@ class SayMapPlugin:
             load_settings,
             self.show_engine_problem,
             window,
+            board=self.board,
         )
         self.toolbar.run_requested.connect(self.runner.run)
         self.toolbar.cancel_requested.connect(self.runner.cancel)
         self.toolbar.settings_requested.connect(self.open_settings)
         self.toolbar.finetune_requested.connect(self.open_wizard)
         self.toolbar.input_error.connect(self._input_error)
-        for text, slot in (
-            ("SayMap settings…", self.open_settings),
-            ("Set up engine…", self.open_setup),
+        self.iface.currentLayerChanged.connect(self.toolbar.follow_layer)
+        self.toolbar.follow_layer(self.iface.activeLayer())
+        for icon, text, slot in (
+            (QIcon(str(ICON)), "SayMap settings…", self.open_settings),
+            (QIcon(str(ICON)), "Set up engine…", self.open_setup),
+            (theme_icon("/mActionHelpContents.svg"), "SayMap help", self.open_help),
+            (theme_icon("/mActionPropertiesWidget.svg"), "About SayMap…", self.open_about),
         ):
-            action = QAction(QIcon(str(ICON)), text, window)
+            action = QAction(icon, text, window)
             action.triggered.connect(slot)
             self.iface.addPluginToRasterMenu(MENU, action)
             self.actions.append(action)
@@ -78,11 +88,15 @@ class SayMapPlugin:
         if self.runner is not None:
             self.runner.shutdown()
         detach_all()
-        for dialog in (self.settings_dialog, self.setup_dialog, self.wizard):
+        if self.toolbar is not None:
+            with contextlib.suppress(TypeError):  # never connected (initGui failed half-way)
+                self.iface.currentLayerChanged.disconnect(self.toolbar.follow_layer)
+        dialogs = (self.settings_dialog, self.setup_dialog, self.about_dialog, self.wizard)
+        for dialog in dialogs:
             if dialog is not None:
                 dialog.reject()
                 _discard(dialog)
-        self.settings_dialog = self.setup_dialog = self.wizard = None
+        self.settings_dialog = self.setup_dialog = self.about_dialog = self.wizard = None
         if self.connection is not None:
             self.connection.stop()
             _discard(self.connection)
@@ -93,9 +107,7 @@ class SayMapPlugin:
             self.iface.removePluginRasterMenu(MENU, action)
             action.deleteLater()
         self.actions = []
-        for item in self._messages:
-            self.iface.messageBar().popWidget(item)
-        self._messages = []
+        self.board.clear()  # only the messages still shown: the user may have closed some
         if self.toolbar is not None:
             self.iface.mainWindow().removeToolBar(self.toolbar)
             _discard(self.toolbar)
@@ -110,6 +122,7 @@ class SayMapPlugin:
                 self.connection, self.open_setup, self.iface.mainWindow()
             )
             self.settings_dialog.accepted.connect(self._settings_changed)
+            self.settings_dialog.engine_python_changed.connect(self._engine_python_changed)
             self.settings_dialog.finished.connect(self._settings_closed)
         self.settings_dialog.show()
         self.settings_dialog.raise_()
@@ -125,6 +138,21 @@ class SayMapPlugin:
         self.setup_dialog.show()
         self.setup_dialog.raise_()
 
+    def open_about(self) -> None:
+        if self.about_dialog is None:
+            self.about_dialog = AboutDialog(self.connection, self.iface.mainWindow())
+            self.about_dialog.finished.connect(self._about_closed)
+        self.about_dialog.show()
+        self.about_dialog.raise_()
+
+    def _about_closed(self) -> None:
+        if self.about_dialog is not None:
+            self.about_dialog.deleteLater()
+            self.about_dialog = None
+
+    def open_help(self) -> None:
+        QDesktopServices.openUrl(QUrl(HELP_URL))
+
     def open_wizard(self) -> None:
         """The fine-tune wizard, once an engine answers (it needs the engine's models)."""
         from .wizard import FineTuneWizard
@@ -139,19 +167,68 @@ class SayMapPlugin:
 
     def show_engine_problem(self, message: str) -> None:
         """A message bar that says what is wrong and offers the way out."""
-        bar = self.iface.messageBar()
-        widget = bar.createMessage("SayMap engine", message)
-        setup = QPushButton("Set up engine…", widget)
-        setup.clicked.connect(self.open_setup)
-        settings = QPushButton("Settings", widget)
-        settings.clicked.connect(self.open_settings)
-        widget.layout().addWidget(setup)
-        widget.layout().addWidget(settings)
-        self._messages = [m for m in self._messages if _alive(m)]
-        self._messages.append(bar.pushWidget(widget, Qgis.Critical))
+        self.board.say(
+            message,
+            Qgis.MessageLevel.Critical,
+            buttons=[("Set up engine…", self.open_setup), ("Settings", self.open_settings)],
+            title="SayMap engine",
+        )
 
     def _input_error(self, message: str) -> None:
-        self.iface.messageBar().pushMessage("SayMap", message, level=Qgis.Warning, duration=6)
+        self.board.say(message, Qgis.MessageLevel.Warning, duration=6)
+
+    # -- the engine Python changed in Settings ---------------------------------------------------
+    def _engine_python_changed(self, before: Path | None, after: Path | None) -> None:
+        """Offer to restart the engine QGIS started, so the next run uses the new Python; an
+        engine started elsewhere is the user's to stop, and the message says so."""
+        connection = self.connection
+        if connection is None:
+            return
+        running = connection.running_python
+        if running is not None:
+            self.board.say(
+                f"The engine Python is now {after}, but the running engine uses {running}. "
+                "Restart it to use the new one?",
+                Qgis.MessageLevel.Warning,
+                buttons=[("Restart the engine", self.restart_engine)],
+                title="SayMap engine",
+            )
+            return
+
+        def elsewhere(endpoint: Endpoint) -> None:
+            if started_here(endpoint.pid):  # by a Processing run: QGIS's own, so restart it
+                self.board.say(
+                    f"The engine Python is now {after}, but the running engine uses the old "
+                    "one. Restart it to use the new one?",
+                    Qgis.MessageLevel.Warning,
+                    buttons=[("Restart the engine", self.restart_engine)],
+                    title="SayMap engine",
+                )
+                return
+            pid = f" (process {endpoint.pid})" if endpoint.pid else ""
+            self.board.say(
+                f"The engine Python is now {after}, but an engine QGIS did not start is "
+                f"running{pid} and keeps being used. Stop it, and the next run starts one "
+                "with the new Python.",
+                Qgis.MessageLevel.Warning,
+                title="SayMap engine",
+            )
+
+        connection.probe(elsewhere, lambda _reason: None)
+
+    def restart_engine(self) -> None:
+        """Stop the engines QGIS started and start one with the engine Python of Settings."""
+        if self.connection is None:
+            return
+
+        def ready(_endpoint: Endpoint) -> None:
+            self.board.say(
+                f"The SayMap engine restarted with {load_settings().resolved_engine_python()}.",
+                Qgis.MessageLevel.Success,
+            )
+
+        stop_started_engines()
+        self.connection.restart(ready, self.show_engine_problem)
 
     # -- keeping the toolbar's completions in step with the engine ---------------------------
     def _engine_started(self, endpoint: Endpoint) -> None:
@@ -161,6 +238,8 @@ class SayMapPlugin:
         )
 
     def _show_classes(self, models: ModelList) -> None:
+        if self.runner is not None:
+            self.runner.models = models
         if self.toolbar is not None:
             self.toolbar.set_classes(models.active_classes())
 
@@ -173,11 +252,3 @@ def _discard(obj: QObject) -> None:
     """Detach from the main window now (nothing left behind) and delete soon."""
     obj.setParent(None)
     obj.deleteLater()
-
-
-def _alive(item: object) -> bool:
-    try:
-        item.objectName()
-    except RuntimeError:  # the bar already deleted it (closed by the user)
-        return False
-    return True

@@ -64,7 +64,7 @@ def plan_export(
     area = layer.extent() if extent is None else extent.intersect(layer.extent())
     if area.isEmpty():
         raise RasterExportError(f"The chosen area does not overlap “{layer.name()}”.")
-    has_size = bool(provider.capabilities() & QgsRasterDataProvider.Size)
+    has_size = bool(provider.capabilities() & QgsRasterDataProvider.Capability.Size)
     if resolution <= 0 and has_size and provider.xSize() > 0:
         resolution_x = layer.extent().width() / provider.xSize()
         resolution_y = layer.extent().height() / provider.ySize()
@@ -111,6 +111,6 @@ def write_export(plan: ExportPlan, feedback: QgsRasterBlockFeedback | None = Non
         plan.transform_context,
         feedback,
     )
-    if error != QgsRasterFileWriter.NoError or not plan.path.is_file():
+    if error != QgsRasterFileWriter.WriterError.NoError or not plan.path.is_file():
         raise RasterExportError(f"Exporting the raster to {plan.path} failed (code {error}).")
     return plan.path

@@ -1,24 +1,39 @@
-"""From a RunInput to a layer: build the engine request, make sure an engine answers, run
-the task, add the result. Failures end in one message bar, never in an escaped exception.
+"""From a RunInput to a layer: build the engine request, make sure an engine answers, check
+the raster against the active model's card, run the task, add the result. Failures end in
+one message bar in QGIS's words (messages.py), never in an escaped exception.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
-from qgis.core import Qgis, QgsApplication, QgsMessageLog, QgsProject, QgsRasterLayer
+from qgis.core import Qgis, QgsApplication, QgsMessageLog, QgsProcessingUtils, QgsProject
 from qgis.PyQt.QtCore import QObject, pyqtSignal
 
 from .area import AreaChoice, aoi_extent_in, bounds_aoi, crs_string, selection_aoi
-from .engine_client import Aoi, Endpoint, JobInfo, SegmentRequest
+from .call_task import call_in_background
+from .engine_client import Aoi, Endpoint, EngineClient, JobInfo, ModelList, SegmentRequest
 from .engine_launcher import LOG_TAG, EngineConnection
 from .errors import SayMapPluginError
-from .layers import add_result_layer, layer_name, result_path, results_folder, slug
+from .layers import (
+    add_result_layer,
+    group_hidden,
+    layer_name,
+    project_layer_names,
+    result_path,
+    results_folder,
+    slug,
+)
+from .message_bar import MessageBoard
+from .messages import ENGINE_GONE, NO_CRS, Problem, explain, plain
 from .raster_export import ExportPlan, local_raster_path, plan_export
+from .request import join_prompts, segment_request
+from .resolution import resolution_warning
 from .segment_task import SegmentTask
-from .settings import Settings, remember_prompt
+from .settings import OUTPUT_TEMPORARY, Settings, remember_prompt
 from .toolbar import RunInput, SayMapToolbar
 
 
@@ -26,8 +41,9 @@ class SegmentRunner(QObject):
     """Owns at most one run at a time; the toolbar shows its progress."""
 
     layer_added = pyqtSignal(object)  # QgsVectorLayer
-    run_failed = pyqtSignal(str)
+    run_failed = pyqtSignal(str)  # the message the user was shown
     run_cancelled = pyqtSignal()
+    run_held = pyqtSignal(str)  # not started: the raster is far outside the model's range
 
     def __init__(
         self,
@@ -37,6 +53,7 @@ class SegmentRunner(QObject):
         settings_provider: Callable[[], Settings],
         on_engine_failed: Callable[[str], None],
         parent: QObject | None = None,
+        board: MessageBoard | None = None,
     ) -> None:
         super().__init__(parent)
         self.iface = iface
@@ -44,9 +61,13 @@ class SegmentRunner(QObject):
         self.toolbar = toolbar
         self._settings = settings_provider
         self._on_engine_failed = on_engine_failed
+        self.board = board or MessageBoard(iface.messageBar)
         self.task: SegmentTask | None = None
+        self.models: ModelList | None = None  # the engine's models, as of the last run
         self._connecting = False
         self._run_token = 0  # bumped on cancel so a late engine answer starts nothing
+        self._input: RunInput | None = None  # the run going on, for "run again with …"
+        self._raster_name = ""
 
     @property
     def busy(self) -> bool:
@@ -54,20 +75,25 @@ class SegmentRunner(QObject):
 
     def run(self, run_input: RunInput) -> None:
         if self.busy:
-            self._message("A SayMap run is already going; cancel it or wait.", Qgis.Warning)
+            self._message(
+                "A SayMap run is already going; cancel it or wait.", Qgis.MessageLevel.Warning
+            )
             return
+        settings = self._settings()
         try:
-            request, export = self.build_request(run_input, self._settings())
+            request, export = self.build_request(run_input, settings)
         except SayMapPluginError as exc:
-            self._message(str(exc), Qgis.Warning)
+            self._message(explain(exc).text, Qgis.MessageLevel.Warning)
             return
-        self.toolbar.set_history(remember_prompt("; ".join(run_input.prompts)))
+        self._input = run_input
+        self._raster_name = run_input.raster.name() if run_input.raster is not None else ""
+        self.toolbar.set_history(remember_prompt(join_prompts(run_input.prompts)))
         self.toolbar.set_busy(True, "connecting to the engine")
         self._connecting = True
         self._run_token += 1
         token = self._run_token
         self.connection.ensure(
-            lambda endpoint: self._start_task(token, endpoint, request, export),
+            lambda endpoint: self._check_model(token, endpoint, request, export),
             lambda message: self._engine_failed(token, message),
         )
 
@@ -79,6 +105,23 @@ class SegmentRunner(QObject):
         if layer is None or not layer.isValid():
             raise SayMapPluginError("Choose a raster layer in the SayMap toolbar first.")
         aoi = self._aoi(run_input)
+        output = result_path(self._output_folder(settings), run_input.prompts, datetime.now())
+        raster_path = local_raster_path(layer)
+        export = None
+        if raster_path is None:
+            export = self._export_plan(layer, aoi, settings)
+            raster_path = export.path
+        request = segment_request(
+            layer, raster_path, run_input.prompts, output, settings,
+            aoi=aoi, assume_crs=run_input.assume_crs,
+        )  # fmt: skip
+        return request, export
+
+    def _output_folder(self, settings: Settings) -> Path:
+        """Where the engine writes: the results folder, or QGIS's temporary folder when
+        the result becomes a temporary layer."""
+        if settings.output_mode == OUTPUT_TEMPORARY:
+            return Path(QgsProcessingUtils.tempFolder())
         project = QgsProject.instance()
         folder = results_folder(
             settings.output_dir, project, settings.resolved_data_dir() / "results"
@@ -90,27 +133,7 @@ class SegmentRunner(QObject):
                 f"Cannot make the results folder {folder} ({exc.strerror}); choose another "
                 "in SayMap Settings."
             ) from exc
-        output = result_path(folder, run_input.prompts, datetime.now())
-        raster_path = local_raster_path(layer)
-        export = None
-        if raster_path is None:
-            export = self._export_plan(layer, aoi, settings, run_input)
-            raster_path = export.path
-        assume_crs = None
-        if not layer.dataProvider().crs().isValid() and layer.crs().isValid():
-            assume_crs = crs_string(layer.crs())  # the user set the CRS the file lacks
-        request = SegmentRequest(
-            raster=str(raster_path),
-            prompts=run_input.prompts,
-            output=str(output),
-            device=settings.device or "auto",
-            tile=settings.tile or None,
-            overlap=settings.overlap or None,
-            threshold=settings.threshold,
-            aoi=aoi,
-            assume_crs=assume_crs,
-        )
-        return request, export
+        return folder
 
     def _aoi(self, run_input: RunInput) -> Aoi | None:
         if run_input.area == AreaChoice.CANVAS_EXTENT:
@@ -120,15 +143,62 @@ class SegmentRunner(QObject):
             return selection_aoi(run_input.polygon_layer)
         return None
 
-    def _export_plan(
-        self, layer: QgsRasterLayer, aoi: Aoi | None, settings: Settings, run_input: RunInput
-    ) -> ExportPlan:
+    def _export_plan(self, layer: object, aoi: Aoi | None, settings: Settings) -> ExportPlan:
         extent = None
         if aoi is not None:
             extent = aoi_extent_in(aoi, layer.crs(), QgsProject.instance())
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         path = settings.resolved_data_dir() / "exports" / f"{slug(layer.name())}_{stamp}.tif"
         return plan_export(layer, extent, settings.export_resolution, Path(path))
+
+    # -- before the task: the active model's card --------------------------------------------
+    def _check_model(
+        self, token: int, endpoint: Endpoint, request: SegmentRequest, export: ExportPlan | None
+    ) -> None:
+        """Read the engine's models (the active one's card), then start or hold the run."""
+        if token != self._run_token or not self._connecting:
+            return
+        self.toolbar.set_status("reading the model card")
+
+        def read(models: ModelList) -> None:
+            self.models = models
+            self._after_check(token, endpoint, request, export)
+
+        def unread(_message: str) -> None:  # the task will meet the same problem and say it
+            self._after_check(token, endpoint, request, export)
+
+        call_in_background("SayMap: model card", EngineClient(endpoint).models, read, unread)
+
+    def active_card(self) -> dict:
+        if self.models is None:
+            return {}
+        active = next((m for m in self.models.models if m.name == self.models.active), None)
+        return dict(active.card) if active is not None else {}
+
+    def _after_check(
+        self, token: int, endpoint: Endpoint, request: SegmentRequest, export: ExportPlan | None
+    ) -> None:
+        if token != self._run_token or not self._connecting:
+            return  # cancelled meanwhile
+        run_input = self._input
+        if run_input is not None and run_input.raster is not None and export is None:
+            warning = None
+            if not run_input.resolution_checked:
+                warning = resolution_warning(
+                    run_input.raster, self.active_card(), QgsProject.instance()
+                )
+            if warning:
+                self._connecting = False
+                self._idle()
+                again = replace(run_input, resolution_checked=True)
+                self.board.say(
+                    warning + " Run anyway?",
+                    Qgis.MessageLevel.Warning,
+                    buttons=[("Run anyway", lambda: self.run(again))],
+                )
+                self.run_held.emit(warning)
+                return
+        self._start_task(token, endpoint, request, export)
 
     def _start_task(
         self, token: int, endpoint: Endpoint, request: SegmentRequest, export: ExportPlan | None
@@ -161,6 +231,7 @@ class SegmentRunner(QObject):
             self.task.cancel()
             self.task = None
 
+    # -- after the task --------------------------------------------------------------------
     def _engine_failed(self, token: int, message: str) -> None:
         if token != self._run_token:
             return
@@ -174,41 +245,81 @@ class SegmentRunner(QObject):
         self.task = None
         self._idle()
         if request is None or not job.output:
-            self._failed_message("The engine finished without a result file.")
+            self._failed(Problem("failed", "The engine finished without a result file."))
             return
+        settings = self._settings()
+        project = QgsProject.instance()
+        result = job.result or {}
+        name = layer_name(
+            request.prompts,
+            self._raster_name,
+            str(result.get("model") or ""),
+            project_layer_names(project),
+        )
+        hidden = group_hidden(project)
         try:
             layer = add_result_layer(
-                Path(job.output), layer_name(request.prompts), QgsProject.instance()
+                Path(job.output),
+                name,
+                project,
+                score_labels=settings.score_labels,
+                temporary=settings.output_mode == OUTPUT_TEMPORARY,
             )
         except SayMapPluginError as exc:
-            self._failed_message(str(exc))
+            self._failed(explain(exc))
             return
-        count = (job.result or {}).get("n_features", layer.featureCount())
-        self._message(f"“{layer.name()}”: {count} features in {job.output}", Qgis.Success)
-        for warning in (job.result or {}).get("warnings") or ():  # e.g. an unknown class name
-            self._message(str(warning), Qgis.Warning)
+        count = result.get("n_features", layer.featureCount())
+        where = "a temporary layer" if layer.providerType() == "memory" else job.output
+        self._message(f"“{layer.name()}”: {count} features in {where}", Qgis.MessageLevel.Success)
+        if hidden:
+            self._message(
+                f"The “SayMap” group was hidden; it is shown again so that “{layer.name()}” "
+                "can be seen.",
+                Qgis.MessageLevel.Info,
+            )
+        for warning in result.get("warnings") or ():  # e.g. an unknown class name
+            self._message(plain(str(warning)), Qgis.MessageLevel.Warning)
         self.layer_added.emit(layer)
 
-    def _failed(self, message: str) -> None:
+    def _failed(self, problem: Problem) -> None:
         self.task = None
         self._idle()
-        self.connection.forget()
-        self._failed_message(message)
+        if problem.kind == ENGINE_GONE:
+            self.connection.forget()  # only then: a refused request leaves the engine running
+        text, buttons = self._ways_out(problem)
+        self.board.say(text, Qgis.MessageLevel.Critical, buttons=buttons)
+        QgsMessageLog.logMessage(text, LOG_TAG, Qgis.MessageLevel.Critical)
+        self.run_failed.emit(text)
 
-    def _failed_message(self, message: str) -> None:
-        self._message(message, Qgis.Critical)
-        QgsMessageLog.logMessage(message, LOG_TAG, Qgis.Critical)
-        self.run_failed.emit(message)
+    def _ways_out(self, problem: Problem) -> tuple[str, list[tuple[str, Callable[[], None]]]]:
+        """The failure's text and buttons: for a raster with no CRS, run again with the
+        project's CRS, or open the layer's properties to set one."""
+        run_input = self._input
+        buttons: list[tuple[str, Callable[[], None]]] = []
+        if problem.kind != NO_CRS or run_input is None or run_input.raster is None:
+            return problem.text, buttons
+        text = problem.text
+        project_crs = QgsProject.instance().crs()
+        if project_crs.isValid():
+            name = project_crs.authid() or project_crs.description()
+            text += f" Or run again assuming the project's CRS ({name})."
+            again = replace(run_input, assume_crs=crs_string(project_crs))
+            buttons.append((f"Use the project's CRS ({name})", lambda: self.run(again)))
+        show = getattr(self.iface, "showLayerProperties", None)
+        if show is not None:
+            raster = run_input.raster
+            buttons.append(("Layer Properties…", lambda: show(raster, "mOptsPage_Source")))
+        return text, buttons
 
     def _cancelled(self) -> None:
         self.task = None
         self._connecting = False
         self._idle()
-        self._message("SayMap run cancelled; no layer was added.", Qgis.Info)
+        self._message("SayMap run cancelled; no layer was added.", Qgis.MessageLevel.Info)
         self.run_cancelled.emit()
 
     def _idle(self) -> None:
         self.toolbar.set_busy(False)
 
-    def _message(self, text: str, level: int) -> None:
-        self.iface.messageBar().pushMessage("SayMap", text, level=level, duration=8)
+    def _message(self, text: str, level: Qgis.MessageLevel) -> None:
+        self.board.say(text, level)

@@ -1,12 +1,17 @@
 """Processing algorithm "Segment by text": raster, prompts, area, tile size, threshold,
-output GeoPackage. It runs in Processing's worker thread, so it may wait on the engine."""
+output GeoPackage. It runs in Processing's worker thread, so it may wait on the engine.
+
+The request comes from the toolbar's builder (request.py), and the loaded result gets the
+toolbar's name, style and group (layers.py), so the two paths cannot drift apart."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+import qgis.utils
 from qgis.core import (
+    Qgis,
     QgsMapLayer,
     QgsProcessingAlgorithm,
     QgsProcessingContext,
@@ -24,18 +29,15 @@ from qgis.core import (
 
 from .area import bounds_aoi
 from .engine_blocking import ensure_engine
-from .engine_client import EngineClient, SegmentRequest
+from .engine_client import EngineClient
 from .errors import SayMapPluginError
-from .jobs import run_segment
-from .layers import STYLE_PATH
+from .jobs import follow_segment
+from .layers import group_hidden, layer_name, place_result, style_result
+from .messages import explain, plain
+from .paths import HELP_URL
 from .raster_export import local_raster_path, plan_export, write_export
+from .request import join_prompts, segment_request, split_prompts
 from .settings import load_settings
-from .toolbar import parse_prompts
-
-
-def split_prompts(text: str) -> tuple[str, ...]:
-    """Prompts one per line or separated by ';' (batch mode passes one string)."""
-    return parse_prompts(text.replace("\r", "").replace("\n", ";"))
 
 
 class SegmentByTextAlgorithm(QgsProcessingAlgorithm):
@@ -69,6 +71,9 @@ class SegmentByTextAlgorithm(QgsProcessingAlgorithm):
             "source. Several prompts: one per line or separated by ';'."
         )
 
+    def helpUrl(self) -> str:
+        return HELP_URL
+
     def createInstance(self) -> SegmentByTextAlgorithm:
         return SegmentByTextAlgorithm()
 
@@ -87,7 +92,7 @@ class SegmentByTextAlgorithm(QgsProcessingAlgorithm):
             QgsProcessingParameterNumber(
                 self.THRESHOLD,
                 "Threshold",
-                QgsProcessingParameterNumber.Double,
+                QgsProcessingParameterNumber.Type.Double,
                 defaultValue=0.5,
                 minValue=0.01,
                 maxValue=0.99,
@@ -142,39 +147,43 @@ class SegmentByTextAlgorithm(QgsProcessingAlgorithm):
                     layer, extent if aoi else None, settings.export_resolution, target
                 )
                 raster = write_export(plan, feedback)
-            request = SegmentRequest(
-                raster=str(raster),
-                prompts=prompts,
-                output=output,
-                overwrite=self.parameterAsBool(parameters, self.OVERWRITE, context),
-                device=settings.device or "auto",
-                tile=self.parameterAsInt(parameters, self.TILE, context) or None,
-                overlap=settings.overlap or None,
-                threshold=self.parameterAsDouble(parameters, self.THRESHOLD, context),
+            request = segment_request(
+                layer,
+                raster,
+                prompts,
+                output,
+                settings,
                 aoi=aoi,
+                tile=self.parameterAsInt(parameters, self.TILE, context),
+                threshold=self.parameterAsDouble(parameters, self.THRESHOLD, context),
                 gsd=parse_gsd(self.parameterAsString(parameters, self.GSD, context)),
+                overwrite=self.parameterAsBool(parameters, self.OVERWRITE, context),
             )
             feedback.pushInfo("Connecting to the SayMap engine")
             endpoint = ensure_engine(settings, feedback.isCanceled)
-            feedback.pushInfo(f"Engine at {endpoint.base_url}; segmenting {', '.join(prompts)}")
-            job = run_segment(
+            feedback.pushInfo(f"Engine at {endpoint.base_url}; segmenting {join_prompts(prompts)}")
+            job = follow_segment(
                 EngineClient(endpoint),
                 request,
                 lambda j: feedback.setProgress(j.progress * 100.0),
                 feedback.isCanceled,
             )
         except SayMapPluginError as exc:
-            raise QgsProcessingException(str(exc)) from exc
-        for warning in (job.result or {}).get("warnings") or ():
-            feedback.reportError(str(warning), fatalError=False)
-        n_features = (job.result or {}).get("n_features")
+            raise QgsProcessingException(explain(exc).text) from exc
+        result = job.result or {}
+        for warning in result.get("warnings") or ():
+            feedback.reportError(plain(str(warning)), fatalError=False)
+        n_features = result.get("n_features")
         feedback.pushInfo(f"{n_features} features written to {job.output or output}")
-        if context.project() is not None:
+        project = context.project()
+        if project is not None:
+            model = str(result.get("model") or "")
             details = QgsProcessingContext.LayerDetails(
-                "; ".join(prompts), context.project(), self.OUTPUT
+                layer_name(prompts, layer.name(), model), project, self.OUTPUT
             )
-            self._styler = StyleResult()  # Processing keeps no reference of its own
-            details.setPostProcessor(self._styler)
+            styler = StyleResult(prompts, layer.name(), model, settings.score_labels)
+            _STYLERS.append(styler)  # Processing holds only a pointer; this algorithm copy goes
+            details.setPostProcessor(styler)
             context.addLayerToLoadOnCompletion(job.output or output, details)
         return {self.OUTPUT: job.output or output, self.FEATURES: n_features}
 
@@ -192,10 +201,42 @@ def parse_gsd(text: str) -> str | float:
         ) from None
 
 
+# Post-processors waiting for their layer: Processing runs a copy of the algorithm that is
+# deleted before the layer loads, and keeps only a C++ pointer to the post-processor.
+_STYLERS: list[StyleResult] = []
+
+
 class StyleResult(QgsProcessingLayerPostProcessorInterface):
-    """Give the loaded result the same shipped style as the toolbar's layers."""
+    """The loaded result as the toolbar's: its name, style and place in the SayMap group."""
+
+    def __init__(
+        self, prompts: tuple[str, ...], raster: str, model: str, score_labels: bool
+    ) -> None:
+        super().__init__()
+        self.name_parts = (prompts, raster, model)
+        self.score_labels = score_labels
 
     def postProcessLayer(
         self, layer: QgsMapLayer, context: QgsProcessingContext, feedback: QgsProcessingFeedback
     ) -> None:
-        layer.loadNamedStyle(str(STYLE_PATH))
+        if self in _STYLERS:
+            _STYLERS.remove(self)
+        project = context.project()
+        style_result(layer, self.score_labels)
+        if project is None:
+            return
+        taken = {other.name() for other in project.mapLayers().values() if other.id() != layer.id()}
+        layer.setName(layer_name(*self.name_parts, taken=taken))
+        hidden = group_hidden(project)
+        place_result(layer, project)
+        if hidden:
+            feedback.pushInfo("The “SayMap” group was hidden; it is shown again.")
+            _tell(f"The “SayMap” group was hidden; it is shown again so that “{layer.name()}” "
+                  "can be seen.")  # fmt: skip
+
+
+def _tell(text: str) -> None:
+    """A line in QGIS's message bar, when there is one (not in qgis_process)."""
+    iface = getattr(qgis.utils, "iface", None)
+    if iface is not None:
+        iface.messageBar().pushMessage("SayMap", text, Qgis.MessageLevel.Info, 8)

@@ -10,11 +10,13 @@ from dataclasses import replace
 from qgis.core import QgsRasterBlockFeedback, QgsTask
 from qgis.PyQt.QtCore import pyqtSignal
 
-from .call_task import task_error
+from .call_task import task_problem
 from .engine_client import Endpoint, EngineClient, JobInfo, SegmentRequest
 from .errors import JobCancelled
-from .jobs import run_segment
+from .jobs import follow_segment
+from .messages import Problem
 from .raster_export import ExportPlan, write_export
+from .request import join_prompts
 
 
 class SegmentTask(QgsTask):
@@ -27,16 +29,16 @@ class SegmentTask(QgsTask):
         endpoint: Endpoint,
         request: SegmentRequest,
         on_done: Callable[[JobInfo], None],
-        on_failed: Callable[[str], None],
+        on_failed: Callable[[Problem], None],
         on_cancelled: Callable[[], None],
         export: ExportPlan | None = None,
     ) -> None:
-        super().__init__(f"SayMap: {'; '.join(request.prompts)}", QgsTask.CanCancel)
+        super().__init__(f"SayMap: {join_prompts(request.prompts)}", QgsTask.Flag.CanCancel)
         self.endpoint = endpoint
         self.request = request
         self.export = export
         self.job: JobInfo | None = None
-        self.error = ""
+        self.problem: Problem | None = None
         self.was_cancelled = False
         self._on_done = on_done
         self._on_failed = on_failed
@@ -53,12 +55,12 @@ class SegmentTask(QgsTask):
                     raise JobCancelled("Cancelled; no layer was added.")
                 request = replace(request, raster=str(path))
             client = EngineClient(self.endpoint)
-            self.job = run_segment(client, request, self._progress, self.isCanceled)
+            self.job = follow_segment(client, request, self._progress, self.isCanceled)
         except JobCancelled:
             self.was_cancelled = True
             return False
         except Exception as exc:  # a worker thread's boundary
-            self.error = task_error(exc)
+            self.problem = task_problem(exc)
             return False
         return True
 
@@ -76,7 +78,9 @@ class SegmentTask(QgsTask):
     def finished(self, result: bool) -> None:
         if result and self.job is not None:
             self._on_done(self.job)
-        elif self.was_cancelled or (self.isCanceled() and not self.error):
+        elif self.was_cancelled or (self.isCanceled() and self.problem is None):
             self._on_cancelled()
         else:
-            self._on_failed(self.error or "The SayMap task stopped without an answer.")
+            self._on_failed(
+                self.problem or Problem("failed", "The SayMap task stopped without an answer.")
+            )

@@ -10,6 +10,8 @@ from qgis.core import QgsSettings
 from .paths import default_data_dir, default_engine_python
 
 PREFIX = "saymap/"
+OUTPUT_GEOPACKAGE = "gpkg"  # a GeoPackage in the results folder, kept
+OUTPUT_TEMPORARY = "memory"  # a temporary layer: gone when QGIS closes unless saved
 HISTORY_KEY = PREFIX + "prompt_history"
 HISTORY_SIZE = 20
 
@@ -22,6 +24,8 @@ class Settings:
     data_dir: str = ""  # empty: SAYMAP_DATA_DIR or the platform's user data folder
     port: int = 0  # 0: any free port
     output_dir: str = ""  # empty: beside the project, else the data folder
+    output_mode: str = OUTPUT_GEOPACKAGE  # or OUTPUT_TEMPORARY
+    score_labels: bool = False  # label each polygon with its score
     device: str = "auto"
     tile: int = 0  # 0: the model's default
     overlap: int = 0
@@ -46,10 +50,19 @@ def load_settings() -> Settings:
         default = f.default
         raw = store.value(PREFIX + f.name, default)
         try:
-            values[f.name] = type(default)(raw) if raw is not None else default
+            values[f.name] = _typed(raw, default)
         except (TypeError, ValueError):
             values[f.name] = default
     return Settings(**values)
+
+
+def _typed(raw: object, default: object) -> object:
+    """A stored value as the field's type (QSettings gives back "false" for False)."""
+    if raw is None:
+        return default
+    if isinstance(default, bool):
+        return raw if isinstance(raw, bool) else str(raw).strip().lower() in ("true", "1", "yes")
+    return type(default)(raw)
 
 
 def save_settings(settings: Settings) -> None:

@@ -1,5 +1,6 @@
-"""Settings: which engine Python, where results go, tiling options, and what the engine
-runs on (device, active model), read from /v1/health and /v1/models in the background."""
+"""Settings: which engine Python, where results go and how they look, tiling options, and
+what the engine runs on (device, active model), read from /v1/health and /v1/models in the
+background. The engine's status is asked, never assumed: one that runs is shown running."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from qgis.gui import QgsFileWidget
+from qgis.PyQt import sip
+from qgis.PyQt.QtCore import pyqtSignal
 from qgis.PyQt.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -25,12 +29,25 @@ from qgis.PyQt.QtWidgets import (
 from .call_task import call_in_background
 from .engine_client import Endpoint, EngineClient, Health, ModelList
 from .engine_launcher import EngineConnection
-from .settings import Settings, load_settings, save_settings
+from .settings import (
+    OUTPUT_GEOPACKAGE,
+    OUTPUT_TEMPORARY,
+    Settings,
+    load_settings,
+    save_settings,
+)
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+OUTPUT_MODES = {
+    OUTPUT_GEOPACKAGE: "GeoPackage in the results folder",
+    OUTPUT_TEMPORARY: "Temporary layer (not saved)",
+}
 
 
 class SettingsDialog(QDialog):
+    # (old, new) engine Python, emitted on OK when it changed: the plugin offers a restart
+    engine_python_changed = pyqtSignal(object, object)
+
     def __init__(
         self,
         connection: EngineConnection,
@@ -53,6 +70,17 @@ class SettingsDialog(QDialog):
             self, settings.data_dir, str(settings.resolved_data_dir())
         )
         self.output_edit = _folder_widget(self, settings.output_dir, "beside the project")
+        self.output_mode_combo = QComboBox(self)
+        for mode, label in OUTPUT_MODES.items():
+            self.output_mode_combo.addItem(label, mode)
+        index = self.output_mode_combo.findData(settings.output_mode)
+        self.output_mode_combo.setCurrentIndex(max(index, 0))
+        self.output_mode_combo.setToolTip(
+            "Where each run's result goes: a GeoPackage file kept in the results folder, or a "
+            "temporary layer that is gone when QGIS closes unless you save it"
+        )
+        self.score_labels_check = QCheckBox("Label each polygon with its score", self)
+        self.score_labels_check.setChecked(settings.score_labels)
         self.port_spin = _spin(self, 0, 65535, settings.port, "any free port")
         self.device_combo = QComboBox(self)
         self.device_combo.addItems(DEVICES)
@@ -73,7 +101,9 @@ class SettingsDialog(QDialog):
         form.addRow("Engine Python", self.python_edit)
         form.addRow("Engine data folder", self.data_dir_edit)
         form.addRow("Engine port", self.port_spin)
+        form.addRow("Results", self.output_mode_combo)
         form.addRow("Results folder", self.output_edit)
+        form.addRow("Result style", self.score_labels_check)
         form.addRow("Device", self.device_combo)
         form.addRow("Tile size (px)", self.tile_spin)
         form.addRow("Tile overlap (px)", self.overlap_spin)
@@ -82,7 +112,8 @@ class SettingsDialog(QDialog):
 
         engine_box = QGroupBox("Engine", self)
         engine_form = QFormLayout(engine_box)
-        self.status_label = QLabel("not connected", self)
+        self.status_label = QLabel("checking…", self)
+        self.status_label.setWordWrap(True)
         self.device_label = QLabel("–", self)
         self.device_label.setObjectName("deviceLabel")
         self.model_combo = QComboBox(self)
@@ -99,7 +130,10 @@ class SettingsDialog(QDialog):
         buttons_row.addWidget(self.setup_button)
         engine_form.addRow(buttons_row)
 
-        buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel, parent=self)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel,
+            parent=self,
+        )
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
@@ -107,8 +141,8 @@ class SettingsDialog(QDialog):
         layout.addWidget(engine_box)
         layout.addWidget(buttons)
 
-        if connection.endpoint is not None:
-            self._query(connection.endpoint)
+        self._python_before = settings.resolved_engine_python()
+        connection.probe(self._query, self._show_not_running)
 
     def current_settings(self) -> Settings:
         return replace(
@@ -117,6 +151,8 @@ class SettingsDialog(QDialog):
             data_dir=self.data_dir_edit.filePath().strip(),
             port=self.port_spin.value(),
             output_dir=self.output_edit.filePath().strip(),
+            output_mode=str(self.output_mode_combo.currentData()),
+            score_labels=self.score_labels_check.isChecked(),
             device=self.device_combo.currentText(),
             tile=self.tile_spin.value(),
             overlap=self.overlap_spin.value(),
@@ -131,6 +167,8 @@ class SettingsDialog(QDialog):
         self.connection.ensure(self._query, self._show_error)
 
     def _query(self, endpoint: Endpoint) -> None:
+        if sip.isdeleted(self):
+            return  # closed while the engine was asked
         client = EngineClient(endpoint)
         self.status_label.setText(f"connected: {endpoint.base_url}")
         call_in_background(
@@ -141,6 +179,8 @@ class SettingsDialog(QDialog):
         )
 
     def _show(self, answer: tuple[Health, ModelList]) -> None:
+        if sip.isdeleted(self):
+            return
         self.health, self.models = answer
         health, models = answer
         self.status_label.setText(f"engine {health.engine_version}, torch {health.torch_version}")
@@ -152,11 +192,19 @@ class SettingsDialog(QDialog):
         self.model_combo.setEnabled(True)
 
     def _show_error(self, message: str) -> None:
-        self.status_label.setText(message)
-        self.status_label.setWordWrap(True)
+        if not sip.isdeleted(self):
+            self.status_label.setText(message)
+
+    def _show_not_running(self, reason: str) -> None:
+        if not sip.isdeleted(self):
+            self.status_label.setText(f"no engine answers ({reason})")
 
     def accept(self) -> None:
-        save_settings(self.current_settings())
+        settings = self.current_settings()
+        save_settings(settings)
+        python = settings.resolved_engine_python()
+        if python != self._python_before:
+            self.engine_python_changed.emit(self._python_before, python)
         chosen = self.model_combo.currentText()
         if self.models is not None and chosen and chosen != self.models.active:
             endpoint = self.connection.endpoint
@@ -173,7 +221,7 @@ class SettingsDialog(QDialog):
 
 def _folder_widget(parent: QWidget, value: str, placeholder: str) -> QgsFileWidget:
     widget = QgsFileWidget(parent)
-    widget.setStorageMode(QgsFileWidget.GetDirectory)
+    widget.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
     widget.setFilePath(value)
     widget.lineEdit().setPlaceholderText(placeholder)
     return widget

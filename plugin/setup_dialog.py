@@ -13,7 +13,9 @@ from qgis.PyQt.QtWidgets import (
     QComboBox,
     QDialog,
     QDialogButtonBox,
+    QFileDialog,
     QFormLayout,
+    QHBoxLayout,
     QLabel,
     QLineEdit,
     QPlainTextEdit,
@@ -26,7 +28,14 @@ from qgis.PyQt.QtWidgets import (
 from .call_task import call_in_background
 from .engine_client import Endpoint, EngineClient, Health
 from .engine_launcher import EngineConnection
-from .engine_setup import PACKAGE_NAME, Step, detect_gpu, find_pythons, setup_steps
+from .engine_setup import (
+    WHAT_IT_NEEDS,
+    Step,
+    detect_gpu,
+    find_pythons,
+    setup_steps,
+    source_problem,
+)
 from .paths import ENGINE_VENV_NAME, source_folder, venv_python
 from .settings import load_settings, save_settings
 
@@ -60,10 +69,31 @@ class SetupDialog(QDialog):
         self.python_edit.lineEdit().setPlaceholderText("looking for Python 3.11+ …")
         self.source_edit = QLineEdit(self)
         source = source_folder()
-        self.source_edit.setText(str(source) if source else PACKAGE_NAME)
-        self.source_edit.setToolTip("The SayMap source folder, or a package name to install")
+        self.source_edit.setText(str(source) if source else "")
+        self.source_edit.setPlaceholderText("the SayMap source folder, or a saymap-….whl wheel")
+        self.source_edit.setToolTip(WHAT_IT_NEEDS)
+        self.source_folder_button = QPushButton("Folder…", self)
+        self.source_folder_button.setToolTip("Choose the SayMap source folder")
+        self.source_folder_button.clicked.connect(self._choose_folder)
+        self.source_wheel_button = QPushButton("Wheel…", self)
+        self.source_wheel_button.setToolTip("Choose a saymap wheel (.whl) built from the source")
+        self.source_wheel_button.clicked.connect(self._choose_wheel)
+        source_row = QHBoxLayout()
+        source_row.addWidget(self.source_edit, 1)
+        source_row.addWidget(self.source_folder_button)
+        source_row.addWidget(self.source_wheel_button)
+        # Said up front when the plugin came without its source folder (installed from a zip
+        # on another machine): what to point it at, since no registry has the engine.
+        self.source_note = QLabel(
+            ""
+            if source
+            else f"No SayMap source folder was found beside this plugin. {WHAT_IT_NEEDS}",
+            self,
+        )
+        self.source_note.setWordWrap(True)
+        self.source_note.setVisible(source is None)
         self.venv_edit = QgsFileWidget(self)
-        self.venv_edit.setStorageMode(QgsFileWidget.GetDirectory)
+        self.venv_edit.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
         self.venv_edit.setFilePath(str(settings.resolved_data_dir() / ENGINE_VENV_NAME))
         self.torch_combo = QComboBox(self)
         self.torch_combo.addItems([CPU, CUDA])
@@ -73,7 +103,8 @@ class SetupDialog(QDialog):
 
         form = QFormLayout()
         form.addRow("Python", self.python_edit)
-        form.addRow("Install the engine from", self.source_edit)
+        form.addRow("Install the engine from", source_row)
+        form.addRow("", self.source_note)
         form.addRow("Environment folder", self.venv_edit)
         form.addRow("PyTorch", self.torch_combo)
         form.addRow("GPU", self.gpu_label)
@@ -90,7 +121,7 @@ class SetupDialog(QDialog):
         self.log.setMinimumHeight(220)
         self.start_button = QPushButton("Make engine environment", self)
         self.start_button.clicked.connect(self.start)
-        self.buttons = QDialogButtonBox(QDialogButtonBox.Close, parent=self)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, parent=self)
         self.buttons.rejected.connect(self.reject)
 
         layout = QVBoxLayout(self)
@@ -120,6 +151,16 @@ class SetupDialog(QDialog):
         self.gpu_label.setText(gpu or "none found (nvidia-smi absent or sees no GPU)")
         self.torch_combo.setCurrentText(CUDA if gpu else CPU)
 
+    def _choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "The SayMap source folder")
+        if folder:
+            self.source_edit.setText(folder)
+
+    def _choose_wheel(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "A saymap wheel", "", "Wheels (*.whl)")
+        if path:
+            self.source_edit.setText(path)
+
     def planned_steps(self) -> list[Step]:
         python = Path(self.python_edit.filePath().strip())
         return setup_steps(
@@ -135,8 +176,14 @@ class SetupDialog(QDialog):
         if not python or not Path(python).is_file():
             self._fail("Choose a Python 3.11 or newer to build the environment from.")
             return
-        if not self.source_edit.text().strip() or not self.venv_edit.filePath().strip():
-            self._fail("Say where to install the engine from and where the environment goes.")
+        problem = source_problem(
+            self.source_edit.text(), tuple(shlex.split(self.pip_args_edit.text()))
+        )
+        if problem is not None:
+            self._fail(problem)
+            return
+        if not self.venv_edit.filePath().strip():
+            self._fail("Say where the engine's environment goes.")
             return
         self._steps = self.planned_steps()
         self._index = -1
@@ -160,7 +207,7 @@ class SetupDialog(QDialog):
         for key in ("PYTHONHOME", "PYTHONPATH"):  # QGIS's own; they would leak into the venv
             env.remove(key)
         process.setProcessEnvironment(env)
-        process.setProcessChannelMode(QProcess.MergedChannels)
+        process.setProcessChannelMode(QProcess.ProcessChannelMode.MergedChannels)
         process.readyReadStandardOutput.connect(self._read_output)
         process.finished.connect(self._step_finished)
         process.errorOccurred.connect(self._step_error)
@@ -173,7 +220,7 @@ class SetupDialog(QDialog):
             self._append(text.rstrip("\n"))
 
     def _step_error(self, error: QProcess.ProcessError) -> None:
-        if error == QProcess.FailedToStart and self._process is not None:
+        if error == QProcess.ProcessError.FailedToStart and self._process is not None:
             self._process = None
             step = self._steps[self._index]
             self._fail(f"Could not run {step.program}: is it a Python interpreter?")

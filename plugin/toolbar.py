@@ -1,17 +1,24 @@
 """The SayMap toolbar: raster picker, prompt box, area choice, Run, progress, Settings.
 
 It only builds a RunInput and emits it; the runner does the work (Deepness's pattern).
+The raster picker follows the layer selected in the Layers panel (follow_layer).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from qgis.core import QgsMapLayerProxyModel, QgsRasterLayer, QgsVectorLayer
+from qgis.core import (
+    QgsApplication,
+    QgsMapLayer,
+    QgsMapLayerProxyModel,
+    QgsRasterLayer,
+    QgsVectorLayer,
+)
 from qgis.gui import QgsMapLayerComboBox
-from qgis.PyQt.QtCore import QStringListModel, Qt, pyqtSignal
+from qgis.PyQt.QtCore import QEvent, QObject, QStringListModel, Qt, pyqtSignal
+from qgis.PyQt.QtGui import QIcon
 from qgis.PyQt.QtWidgets import (
-    QAction,
     QComboBox,
     QCompleter,
     QLabel,
@@ -23,28 +30,39 @@ from qgis.PyQt.QtWidgets import (
 
 from .area import AREA_LABELS, AreaChoice
 from .errors import PromptError
+from .qt_compat import QAction
+from .request import split_prompts
 
-MAX_PROMPTS = 16
+# Wide enough for a raster's name ("kampala_west_rgb", "201404_13SED190110…"): characters.
+LAYER_NAME_CHARS = 24
+POLYGON_NAME_CHARS = 18
 
 
 @dataclass(frozen=True)
 class RunInput:
-    """What the toolbar holds when Run is pressed."""
+    """What the toolbar holds when Run is pressed, and what a rerun changes."""
 
     raster: QgsRasterLayer | None
     prompts: tuple[str, ...]
     area: AreaChoice
     polygon_layer: QgsVectorLayer | None
+    assume_crs: str | None = None  # "use the project's CRS", offered when the file has none
+    resolution_checked: bool = False  # "run anyway" after the resolution warning
 
 
-def parse_prompts(text: str) -> tuple[str, ...]:
-    """One prompt, or several separated by ';' ("cars; trees")."""
-    prompts = tuple(p.strip() for p in text.split(";") if p.strip())
-    if not prompts:
-        raise PromptError("Type what to map into the SayMap prompt box, e.g. “storage tanks”.")
-    if len(prompts) > MAX_PROMPTS:
-        raise PromptError(f"At most {MAX_PROMPTS} prompts at once (separated by ';').")
-    return prompts
+def theme_icon(name: str) -> QIcon:
+    """One of QGIS's own icons (so the toolbar looks like the rest of QGIS)."""
+    return QgsApplication.getThemeIcon(name)
+
+
+def _layer_combo(parent: QWidget, filters: object, chars: int, tip: str) -> QgsMapLayerComboBox:
+    combo = QgsMapLayerComboBox(parent)
+    combo.setFilters(filters)
+    combo.setToolTip(tip)
+    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    combo.setMinimumContentsLength(chars)
+    combo.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+    return combo
 
 
 class SayMapToolbar(QToolBar):
@@ -58,29 +76,35 @@ class SayMapToolbar(QToolBar):
         super().__init__("SayMap", parent)
         self.setObjectName("SayMapToolbar")
 
-        self.raster_combo = QgsMapLayerComboBox(self)
-        self.raster_combo.setFilters(QgsMapLayerProxyModel.RasterLayer)
-        self.raster_combo.setToolTip("Raster layer to segment")
-        self.raster_combo.setMinimumWidth(160)
+        self.raster_combo = _layer_combo(
+            self,
+            QgsMapLayerProxyModel.Filter.RasterLayer,
+            LAYER_NAME_CHARS,
+            "Raster layer to segment (follows the layer selected in the Layers panel)",
+        )
         self.addWidget(self.raster_combo)
 
         self.prompt_combo = QComboBox(self)
         self.prompt_combo.setEditable(True)
-        self.prompt_combo.setInsertPolicy(QComboBox.NoInsert)
+        self.prompt_combo.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
         self.prompt_combo.setMinimumWidth(260)
         self.prompt_combo.setMaximumWidth(480)
-        self.prompt_combo.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
+        self.prompt_combo.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.prompt_combo.lineEdit().setPlaceholderText("What to map, e.g. storage tanks")
         self.prompt_combo.setToolTip("What to map; Enter runs. Several prompts: separate with ;")
         self._completions = QStringListModel(self)
         completer = QCompleter(self._completions, self)
-        completer.setCaseSensitivity(Qt.CaseInsensitive)
-        completer.setFilterMode(Qt.MatchContains)
+        completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        completer.setFilterMode(Qt.MatchFlag.MatchContains)
         self.prompt_combo.setCompleter(completer)
+        # Enter runs. An editable QComboBox hands a Return its line edit ignored back to it a
+        # second time (returnPressed twice per key press), so the key press itself is taken
+        # here; returnPressed still serves the Return the completion popup passes on.
+        self.prompt_combo.lineEdit().installEventFilter(self)
         self.prompt_combo.lineEdit().returnPressed.connect(self.request_run)
         self.addWidget(self.prompt_combo)
 
-        self.run_action = QAction("Run", self)
+        self.run_action = QAction(theme_icon("/mActionStart.svg"), "Run", self)
         self.run_action.setToolTip("Segment the raster from the prompt (Enter)")
         self.run_action.triggered.connect(self.request_run)
         self.addAction(self.run_action)
@@ -92,9 +116,12 @@ class SayMapToolbar(QToolBar):
         self.area_combo.currentIndexChanged.connect(self._area_changed)
         self.addWidget(self.area_combo)
 
-        self.polygon_combo = QgsMapLayerComboBox(self)
-        self.polygon_combo.setFilters(QgsMapLayerProxyModel.PolygonLayer)
-        self.polygon_combo.setToolTip("Polygon layer whose selected features bound the area")
+        self.polygon_combo = _layer_combo(
+            self,
+            QgsMapLayerProxyModel.Filter.PolygonLayer,
+            POLYGON_NAME_CHARS,
+            "Polygon layer whose selected features bound the area",
+        )
         self._polygon_action = self.addWidget(self.polygon_combo)
         self._polygon_action.setVisible(False)
 
@@ -108,19 +135,21 @@ class SayMapToolbar(QToolBar):
         self._status_action = self.addWidget(self.status_label)
         self._status_action.setVisible(False)
 
-        self.cancel_action = QAction("Cancel", self)
+        self.cancel_action = QAction(theme_icon("/mTaskCancel.svg"), "Cancel", self)
         self.cancel_action.setToolTip("Cancel the running SayMap job")
         self.cancel_action.triggered.connect(self.cancel_requested)
         self.cancel_action.setEnabled(False)
         self.addAction(self.cancel_action)
 
-        self.finetune_action = QAction("Fine-tune…", self)
+        self.finetune_action = QAction(theme_icon("/processingModel.svg"), "Fine-tune…", self)
         self.finetune_action.setToolTip("Teach the model from your own layers and sentences")
         self.finetune_action.triggered.connect(self.finetune_requested)
         self.addAction(self.finetune_action)
 
-        self.settings_action = QAction("Settings", self)
-        self.settings_action.setToolTip("SayMap settings: engine, device, model, output folder")
+        self.settings_action = QAction(theme_icon("/mActionOptions.svg"), "Settings", self)
+        self.settings_action.setToolTip(
+            "SayMap settings: engine, device, model, where results go, score labels"
+        )
         self.settings_action.triggered.connect(self.settings_requested)
         self.addAction(self.settings_action)
 
@@ -133,6 +162,12 @@ class SayMapToolbar(QToolBar):
 
     def set_area(self, choice: AreaChoice) -> None:
         self.area_combo.setCurrentIndex(self.area_combo.findData(choice.value))
+
+    def follow_layer(self, layer: QgsMapLayer | None) -> None:
+        """The layer selected in the Layers panel becomes the raster to segment (a raster
+        only: selecting a vector layer keeps the raster chosen)."""
+        if isinstance(layer, QgsRasterLayer) and layer.isValid():
+            self.raster_combo.setLayer(layer)
 
     def _area_changed(self) -> None:
         self._polygon_action.setVisible(self.area() == AreaChoice.SELECTED_FEATURES)
@@ -180,10 +215,20 @@ class SayMapToolbar(QToolBar):
         polygons = self.polygon_combo.currentLayer()
         return RunInput(
             raster=layer if isinstance(layer, QgsRasterLayer) else None,
-            prompts=parse_prompts(self.prompt_combo.currentText()),
+            prompts=split_prompts(self.prompt_combo.currentText()),
             area=self.area(),
             polygon_layer=polygons if isinstance(polygons, QgsVectorLayer) else None,
         )
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if (
+            watched is self.prompt_combo.lineEdit()
+            and event.type() == QEvent.Type.KeyPress
+            and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
+        ):
+            self.request_run()
+            return True  # taken: neither the line edit nor the combo box sees it again
+        return super().eventFilter(watched, event)
 
     def request_run(self) -> None:
         if not self.run_action.isEnabled():

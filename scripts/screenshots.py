@@ -1,6 +1,7 @@
 """Run inside the real QGIS desktop by scripts/screenshots.sh (`qgis --code`): type a prompt
-into the SayMap toolbar over a real raster, wait for the result layer, take screenshots of
-the whole X screen, then open Settings (device, active model) and take another, then
+into the SayMap toolbar over a real raster, wait for the result layer (named prompt · raster
+· model), take screenshots of the whole X screen, then open Help ▸ About (version, guide,
+the active model's card) and Settings (device, active model) and take one of each, then
 walk the fine-tune wizard through a short real training run, one shot per page. Writes
 status.json for the shell script and quits."""
 
@@ -94,6 +95,26 @@ def show_result(result):
 def result_shot():
     shoot("screenshot_toolbar_result.png")
     plugin = qgis.utils.plugins["saymap"]
+    about = next(a for a in plugin.actions if a.text() == "About SayMap…")
+    about.trigger()  # as from Plugins ▸ Raster ▸ SayMap ▸ About SayMap…
+    dialog = plugin.about_dialog
+    dialog.move(300, 90)
+    wait_for_about(dialog, 0)
+
+
+def wait_for_about(dialog, waited):
+    if dialog.models is None and waited < 60_000:
+        later(250, lambda: wait_for_about(dialog, waited + 250))
+        return
+    status["about_version"] = dialog.version
+    status["about_card"] = dialog.card_text()[:200]
+    later(1000, about_shot)
+
+
+def about_shot():
+    shoot("screenshot_about.png")
+    plugin = qgis.utils.plugins["saymap"]
+    plugin.about_dialog.reject()
     plugin.open_settings()
     dialog = plugin.settings_dialog
     dialog.move(380, 120)

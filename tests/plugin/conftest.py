@@ -29,9 +29,10 @@ from qgis.testing import start_app
 QGIS_APP = start_app()  # before pytest-qt's qapp, which then reuses it
 sys.path.append("/usr/share/qgis/python/plugins")  # QGIS's `processing` package
 
+from osgeo import gdal  # noqa: E402
 from qgis.core import QgsProject  # noqa: E402
 from qgis.gui import QgsMapCanvas, QgsMessageBar  # noqa: E402
-from qgis.PyQt.QtCore import QObject  # noqa: E402
+from qgis.PyQt.QtCore import QObject, pyqtSignal  # noqa: E402
 from qgis.PyQt.QtWidgets import QAction, QMainWindow, QToolBar  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,6 +75,8 @@ class IfaceStandIn(QObject):
     plugin into the real desktop (under Xvfb) instead.
     """
 
+    currentLayerChanged = pyqtSignal(object)  # as QGIS's Layers panel emits it
+
     def __init__(self) -> None:
         super().__init__()
         self.window = QMainWindow()
@@ -82,6 +85,20 @@ class IfaceStandIn(QObject):
         self.bar = QgsMessageBar(self.window)
         self.menus: dict[str, list[QAction]] = {}
         self.window.resize(1000, 700)
+        self.active_layer = None
+        self.properties_shown: list[tuple[object, str]] = []  # showLayerProperties calls
+
+    def activeLayer(self) -> object:
+        return self.active_layer
+
+    def setActiveLayer(self, layer: object) -> bool:
+        """What selecting a layer in the Layers panel does."""
+        self.active_layer = layer
+        self.currentLayerChanged.emit(layer)
+        return True
+
+    def showLayerProperties(self, layer: object, page: str = "") -> None:
+        self.properties_shown.append((layer, page))
 
     def mainWindow(self) -> QMainWindow:
         return self.window
@@ -150,6 +167,18 @@ def settings_for(plugins_dir: Path) -> Iterator[object]:
 
     yield apply
     save_settings(Settings())
+
+
+@pytest.fixture
+def no_crs_raster(real_data: Path, tmp_path: Path) -> Path:
+    """HRO's pixels with the CRS taken out of the file (a scan, a drone mosaic without one)."""
+    target = tmp_path / "no_crs.tif"
+    gdal.Translate(str(target), str(real_data / HRO))
+    dataset = gdal.Open(str(target), gdal.GA_Update)
+    dataset.SetProjection("")
+    dataset = None
+    assert not gdal.Open(str(target)).GetProjection()
+    return target
 
 
 # -- a real engine -----------------------------------------------------------------------------

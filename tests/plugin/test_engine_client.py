@@ -42,7 +42,7 @@ def test_wrong_token_is_refused(client) -> None:
 
 def test_segment_job_writes_the_geopackage(client, real_data: Path, tmp_path: Path) -> None:
     from saymap.engine_client import SegmentRequest
-    from saymap.jobs import run_segment
+    from saymap.jobs import follow_segment
 
     output = tmp_path / "cars.gpkg"
     request = SegmentRequest(
@@ -51,7 +51,7 @@ def test_segment_job_writes_the_geopackage(client, real_data: Path, tmp_path: Pa
         output=str(output),
     )
     seen = []
-    job = run_segment(client, request, seen.append, lambda: False)
+    job = follow_segment(client, request, seen.append, lambda: False)
     assert job.state == "done" and job.output == str(output)
     assert seen[0].state in {"queued", "running"} and seen[-1].state == "done"
     with sqlite3.connect(output) as db:

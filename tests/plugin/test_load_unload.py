@@ -22,7 +22,14 @@ def test_plugin_loads_toolbar_menu_and_provider(plugin: object, iface: IfaceStan
     assert toolbar is not None and toolbar.isVisibleTo(iface.window)
     names = [a.text() for a in toolbar.actions() if a.text()]
     assert {"Run", "Cancel", "Settings"} <= set(names)
-    assert [a.text() for a in iface.menus["&SayMap"]] == ["SayMap settings…", "Set up engine…"]
+    assert [a.text() for a in iface.menus["&SayMap"]] == [
+        "SayMap settings…",
+        "Set up engine…",
+        "SayMap help",
+        "About SayMap…",
+    ]
+    assert all(not a.icon().isNull() for a in iface.menus["&SayMap"])
+    assert all(not a.icon().isNull() for a in toolbar.actions() if a.text())
     provider = QgsApplication.processingRegistry().providerById("saymap")
     assert provider is not None
     assert provider.algorithm("segmentbytext") is not None

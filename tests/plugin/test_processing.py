@@ -161,3 +161,30 @@ def test_processing_working_resolution_field(
             "saymap:segmentbytext", {**params, "GSD": "fine", "OUTPUT": str(tmp_path / "x.gpkg")}
         )
     assert not (tmp_path / "x.gpkg").exists()
+
+
+def test_processing_and_the_toolbar_send_the_same_request(
+    processing_ready, plugin, engine: EngineProcess, settings_for, no_crs_raster, tmp_path, qtbot
+) -> None:
+    """One builder for both (issue 18): a file without a CRS whose layer the user gave one
+    reaches the engine with that CRS from Processing too, and every option alike."""
+    from qgis.core import QgsCoordinateReferenceSystem, QgsProject
+
+    from .test_toolbar_run import _last_job, add_raster, type_and_run
+
+    settings_for(data_dir=str(engine.data_dir), output_dir=str(tmp_path / "toolbar"))
+    layer = add_raster(QgsProject.instance(), no_crs_raster, "scan")
+    layer.setCrs(QgsCoordinateReferenceSystem("EPSG:26913"))  # set in Layer Properties
+    output = tmp_path / "processing.gpkg"
+    processing_ready.run(
+        "saymap:segmentbytext", {"INPUT": layer, "PROMPTS": "car", "OUTPUT": str(output)}
+    )
+    from_processing = dict(_last_job(engine).request)
+    assert QgsVectorLayer(str(output), "o", "ogr").crs().authid() == "EPSG:26913"
+
+    type_and_run(qtbot, plugin, layer, "car")
+    from_toolbar = dict(_last_job(engine).request)
+
+    assert from_processing["assume_crs"] == from_toolbar["assume_crs"] == "EPSG:26913"
+    differ = {k for k in from_processing if from_processing[k] != from_toolbar.get(k)}
+    assert differ == {"output"}, {k: (from_processing[k], from_toolbar[k]) for k in differ}

@@ -19,7 +19,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import Qt
 
-from .conftest import HRO, KAMPALA, TEST_CLASSES, EngineProcess, IfaceStandIn
+from .conftest import HRO, KAMPALA, TEST_CLASSES, TEST_MODEL, EngineProcess, IfaceStandIn
 
 ENGINE_FIELDS = {"prompt", "score", "area_m2", "model", "run_id", "created_at", "source"}
 RUN_TIMEOUT_MS = 180_000
@@ -61,7 +61,7 @@ def test_prompt_in_toolbar_adds_styled_layer(
     assert result.id() in project.mapLayers()
     group = project.layerTreeRoot().findGroup("SayMap")
     assert group is not None and group.findLayer(result.id()) is not None
-    assert result.name() == "car"
+    assert result.name() == f"car · hro · {TEST_MODEL}"  # prompt · raster · model
     assert result.providerType() == "ogr"  # a GeoPackage on disk, not a memory layer
     source = Path(result.source().split("|")[0])
     assert source.parent == results and source.suffix == ".gpkg" and source.is_file()
@@ -72,7 +72,7 @@ def test_prompt_in_toolbar_adds_styled_layer(
     prompts = {f["prompt"] for f in result.getFeatures()}
     assert prompts <= {"car"}
     assert result.renderer().symbol().color().alpha() < 255  # the shipped semi-transparent fill
-    assert result.labelsEnabled()  # score shown
+    assert not result.labelsEnabled()  # score labels only when Settings asks for them
     assert iface.bar.currentItem() is not None and "car" in iface.bar.currentItem().text()
     # the prompt joined the history; the active model's classes became completions
     assert plugin.toolbar.prompt_combo.itemText(0) == "car"

@@ -20,26 +20,24 @@ def _plugin_on_path(plugins_dir: Path) -> None:
     """The modules are imported from the assembled plugin folder."""
 
 
-def test_parse_prompts() -> None:
+def test_prompts_are_only_split_the_engine_judges_them() -> None:
+    """The plugin splits the box into prompts (';' or one per line, Processing's batch mode)
+    and refuses only an empty box; limits are the engine's, said in its words."""
     from saymap.errors import PromptError
-    from saymap.toolbar import parse_prompts
+    from saymap.request import join_prompts, split_prompts
 
-    assert parse_prompts("  storage tanks ") == ("storage tanks",)
-    assert parse_prompts("cars; trees;;") == ("cars", "trees")
-    with pytest.raises(PromptError, match="Type what to map"):
-        parse_prompts(" ; ")
-    with pytest.raises(PromptError, match="At most 16"):
-        parse_prompts(";".join(f"p{i}" for i in range(17)))
-
-
-def test_processing_prompts_split_on_lines() -> None:
-    from saymap.segment_algorithm import split_prompts
-
+    assert split_prompts("  storage tanks ") == ("storage tanks",)
+    assert split_prompts("cars; trees;;") == ("cars", "trees")
     assert split_prompts("car\r\nthe long building; tree\n") == ("car", "the long building", "tree")
+    many = tuple(f"p{i}" for i in range(17))
+    assert split_prompts(join_prompts(many)) == many  # 17 go to the engine, which decides
+    assert split_prompts("x" * 301) == ("x" * 301,)
+    with pytest.raises(PromptError, match="Type what to map"):
+        split_prompts(" ; ")
 
 
 def test_result_paths_never_reuse_a_file(tmp_path: Path) -> None:
-    from saymap.layers import layer_name, result_path, slug
+    from saymap.layers import result_path, slug
 
     assert slug("The long, red-roofed building!") == "the_long_red_roofed_building"
     assert slug("???") == "result"
@@ -48,7 +46,66 @@ def test_result_paths_never_reuse_a_file(tmp_path: Path) -> None:
     assert first.name == "cars_20250102-030405.gpkg"
     first.write_bytes(b"")
     assert result_path(tmp_path, ("cars",), now).name == "cars_20250102-030405_2.gpkg"
-    assert layer_name(("cars", "trees")) == "cars; trees"
+
+
+def test_layer_names_tell_runs_apart() -> None:
+    from saymap.layers import layer_name
+
+    now = datetime(2025, 1, 2, 3, 4, 5)
+    assert layer_name(("cars", "trees"), "kampala", "default") == "cars; trees · kampala · default"
+    taken = {"building · kampala · default"}
+    assert layer_name(("building",), "kampala", "default", taken, now) == (
+        "building · kampala · default · 03:04:05"
+    )
+    taken.add("building · kampala · default · 03:04:05")
+    assert layer_name(("building",), "kampala", "default", taken, now).endswith("05 (2)")
+    assert layer_name(("car",)) == "car"
+
+
+def test_engine_sentences_in_qgis_words() -> None:
+    """messages.py: every engine sentence that names a flag or comes with an HTTP code is
+    said in QGIS terms; one no rule knows is shown as the engine said it."""
+    from saymap.errors import EngineRequestError, EngineUnavailable, JobFailed
+    from saymap.messages import (
+        BAD_CRS,
+        ENGINE_ERROR,
+        ENGINE_GONE,
+        NO_CRS,
+        OUTPUT_EXISTS,
+        REFUSED,
+        Problem,
+        explain,
+        plain,
+    )
+
+    no_crs = EngineRequestError(
+        400, "/data/x.tif has no coordinate reference system; pass --assume-crs (e.g. "
+        "EPSG:32633) if you know it",
+    )  # fmt: skip
+    problem = explain(no_crs)
+    assert problem.kind == NO_CRS and "“x.tif”" in problem.text
+    assert "Layer Properties" in problem.text and "--" not in problem.text
+    assert str(no_crs) == no_crs.detail and "HTTP" not in str(no_crs)
+    bad = explain(EngineRequestError(400, "--assume-crs 'EPSG:1' is not a CRS: unknown"))
+    assert bad.kind == BAD_CRS and "EPSG:1" in bad.text and "--" not in bad.text
+    exists = explain(
+        EngineRequestError(
+            409, "the output /o.gpkg already exists; choose another name or send overwrite: true"
+        )
+    )
+    assert exists.kind == OUTPUT_EXISTS and "Replace the output file" in exists.text
+    ran = explain(JobFailed("/o.gpkg already exists; pass --overwrite to replace it"))
+    assert ran.kind == OUTPUT_EXISTS and "--" not in ran.text
+    assert explain(EngineRequestError(500, "Internal Server Error")).kind == ENGINE_ERROR
+    assert explain(EngineUnavailable("no engine answers")).kind == ENGINE_GONE
+    verbatim = "invalid request: prompts: List should have at most 16 items after validation"
+    assert explain(EngineRequestError(422, verbatim)) == Problem(REFUSED, verbatim)
+    gsd = plain("/r.tif: cannot measure metres; segmented at its own resolution instead of 0.3 m "
+                "(pass --gsd native to silence this)")  # fmt: skip
+    assert gsd.endswith("instead of 0.3 m") and "--" not in gsd
+    far = plain("/r.tif is 30 m per pixel; reading it at 0.3 m would scale it by 0.01. Pass "
+                "--gsd native, or a gsd within 64x of the raster's")  # fmt: skip
+    assert "working resolution to native" in far and "--" not in far
 
 
 def test_start_failures_say_what_to_do() -> None:
