@@ -22,14 +22,21 @@ MAX_PROMPT_CHARS = 300  # far past what the text encoder reads; also a GeoPackag
 EMPTY_PROMPT = 'the prompt is empty: say what to map, e.g. "storage tank"'
 
 
-def check_prompt(text: str) -> str:
-    """One prompt, whitespace collapsed; PromptError when it cannot be used as typed."""
+def unwritable(text: str) -> str | None:
+    """Why text cannot be written to a file or a GeoPackage field as UTF-8 (None: it can)."""
     if "\x00" in text:
-        raise PromptError("a prompt must not contain NUL characters")
+        return "must not contain NUL characters"
     try:
         text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise PromptError("a prompt must be valid Unicode text (no lone surrogates)") from exc
+    except UnicodeEncodeError:
+        return "must be valid Unicode text (no lone surrogates)"
+    return None
+
+
+def check_prompt(text: str) -> str:
+    """One prompt, whitespace collapsed; PromptError when it cannot be used as typed."""
+    if problem := unwritable(text):
+        raise PromptError(f"a prompt {problem}")
     if len(text) > MAX_PROMPT_CHARS:
         raise PromptError(
             f"a prompt may be at most {MAX_PROMPT_CHARS} characters; this one has {len(text)}"

@@ -21,7 +21,13 @@ from pydantic import (
 )
 
 from saymap.engine.limits import MAX_BATCH_SIZE, MAX_OVERLAP_PX, MAX_TILE_PX
-from saymap.engine.prompt import MAX_PROMPT_CHARS, MAX_PROMPTS, check_prompt, check_prompts
+from saymap.engine.prompt import (
+    MAX_PROMPT_CHARS,
+    MAX_PROMPTS,
+    check_prompt,
+    check_prompts,
+    unwritable,
+)
 
 JobKind = Literal["segment", "train"]
 JobState = Literal["queued", "running", "done", "failed", "cancelled"]
@@ -47,12 +53,8 @@ PROMPT_PATTERN = rf"^{_CHAR}*[^\u0000\s\u001c-\u001f]{_CHAR}*$"
 
 def _plain_text(value: str) -> str:
     """Refuse text that cannot be written to a file or a GeoPackage field as UTF-8."""
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise ValueError("must be valid Unicode text (no lone surrogates)") from exc
+    if problem := unwritable(value):
+        raise ValueError(problem)
     return value
 
 
