@@ -320,6 +320,13 @@ class EngineClient:
     def train(self, request: TrainRequest) -> JobInfo:
         return JobInfo.from_json(self._call("POST", "/v1/train", request.to_json()))
 
+    def train_preview(self, request: TrainRequest) -> dict[str, Any]:
+        """What a train job with this request's data and recipe would train and validate on
+        (POST /v1/train/preview; the name and device are not part of it)."""
+        body = request.to_json()
+        keep = ("base_model", "recipe", "dataset")
+        return self._call("POST", "/v1/train/preview", {k: body[k] for k in keep})
+
     def job(self, job_id: str) -> JobInfo:
         return JobInfo.from_json(self._call("GET", f"/v1/jobs/{job_id}"))
 

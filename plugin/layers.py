@@ -28,6 +28,9 @@ ENGINE_FIELDS = ("prompt", "score", "area_m2", "model", "run_id", "created_at", 
 NAME_SEPARATOR = " · "
 # Decimals shown for the engine's float fields (attribute table, identify, forms).
 DECIMALS = {"score": 2, "area_m2": 1}
+# Marks a layer SayMap added (a custom property, saved with the project), so the wizard never
+# offers the plugin's own output as training labels by default.
+RESULT_PROPERTY = "saymap/result"
 
 
 def slug(text: str, limit: int = 40) -> str:
@@ -120,6 +123,7 @@ def place_result(layer: QgsVectorLayer, project: QgsProject) -> bool:
     """Put the layer at the top of the SayMap group (moving it there if Processing added it
     elsewhere) and make sure the group shows; True when the group had been hidden."""
     hidden = group_hidden(project)
+    layer.setCustomProperty(RESULT_PROPERTY, True)
     if layer.id() not in project.mapLayers():
         project.addMapLayer(layer, False)
     group = saymap_group(project)
@@ -169,3 +173,13 @@ def add_result_layer(
     style_result(layer, score_labels)
     place_result(layer, project)
     return layer
+
+
+def is_result_layer(layer: object) -> bool:
+    """A SayMap result: marked when it was placed, or (a GeoPackage opened by hand, a project
+    saved before the mark existed) carrying the fields the engine writes."""
+    if not isinstance(layer, QgsVectorLayer):
+        return False
+    if str(layer.customProperty(RESULT_PROPERTY, False)).lower() in ("true", "1"):
+        return True
+    return {"prompt", "score", "run_id"} <= {f.name() for f in layer.fields()}

@@ -7,12 +7,19 @@ status.json for the shell script and quits."""
 
 import json
 import os
+import shutil
 import subprocess
 import traceback
 from pathlib import Path
 
 import qgis.utils
-from qgis.core import QgsApplication, QgsProject, QgsRasterLayer, QgsVectorLayer
+from qgis.core import (
+    QgsApplication,
+    QgsProject,
+    QgsRasterLayer,
+    QgsRectangle,
+    QgsVectorLayer,
+)
 from qgis.PyQt.QtCore import QTimer
 
 RASTER = os.environ["SAYMAP_SHOT_RASTER"]
@@ -145,29 +152,63 @@ def settings_shot():
 
 
 def wizard_data(plugin, labels):
-    """The fine-tune wizard, page by page, with a short real training run."""
+    """The fine-tune wizard, page by page, with a short real training run: the Sentences page
+    with sentences inside the validation strip (marked in the list, red on the map), and the
+    Training page after a job the engine refused, with Retry and the way back to its fix."""
     wizard = plugin.wizard
-    wizard.move(260, 80)
+    wizard.move(0, 90)  # the wizard on the left, the labels on the map to its right
+    extent = labels.extent()
+    shown = QgsRectangle(extent)
+    shown.setXMinimum(extent.xMinimum() - 1.1 * extent.width())
+    shown.setXMaximum(extent.xMaximum() + 0.05 * extent.width())
+    iface.mapCanvas().setExtent(shown)
+    iface.mapCanvas().refresh()
     wizard.data_page.labels.setLayer(labels)
     later(1000, lambda: wizard_step(wizard, "data", lambda: wizard_sentences(wizard, labels)))
 
 
+def when(condition, then, what, limit_ms=120_000, waited=0):
+    """`then()` once `condition()` holds (polled; the GUI keeps running), or fail."""
+    if condition():
+        then()
+    elif waited >= limit_ms:
+        finish(f"wizard: timed out waiting for {what}")
+    else:
+        later(250, lambda: when(condition, then, what, limit_ms, waited + 250))
+
+
+def settled(wizard, then):
+    """`then()` once the engine's preview answered for what the pages hold."""
+    when(lambda: not wizard.preview_pending(), then, "the engine's training preview")
+
+
 def wizard_step(wizard, name, then):
-    shoot(f"screenshot_wizard_{name}.png")
-    wizard.next()
-    later(1000, then)
+    def shoot_and_go():
+        shoot(f"screenshot_wizard_{name}.png")
+        wizard.next()
+        later(1000, then)
+
+    settled(wizard, shoot_and_go)
 
 
 def wizard_sentences(wizard, labels):
-    picked = {
+    picked = {  # the first trains; the others are in the default (east) validation strip
         2: "the small building in the top left",
         5: "the roof next to the dirt road",
         8: "the house with the metal roof",
     }
+    page = wizard.sentences_page
     for feature in labels.getFeatures():
         if feature["instance_id"] in picked:
-            wizard.sentences_page.add_feature(feature, picked[feature["instance_id"]])
-    later(500, lambda: wizard_step(wizard, "sentences", lambda: wizard_settings(wizard)))
+            page.add_feature(feature, picked[feature["instance_id"]])
+
+    def record():
+        status["wizard_sentences"] = [page.table.item(r, 3).text() for r in range(3)]
+        status["wizard_sentences_summary"] = page.summary.text()
+        page.table.clearSelection()  # the rows' colours say what each sentence does
+        later(1500, lambda: wizard_step(wizard, "sentences", lambda: wizard_settings(wizard)))
+
+    settled(wizard, record)
 
 
 def wizard_settings(wizard):
@@ -177,7 +218,48 @@ def wizard_settings(wizard):
     page.chip.setCurrentIndex(page.chip.findData(128))
     page.validation.setValue(0.3)  # the east 30 % of the labels' extent
     page.recipe_overrides = {"data": {"max_val_samples": 8}, "optim": {"batch_size": 2}}
-    later(500, lambda: wizard_step(wizard, "settings", lambda: wizard_training(wizard, 0)))
+
+    def shoot_and_go():
+        shoot("screenshot_wizard_settings.png")
+        take_name_meanwhile(wizard, "kampala-roofs")
+        wizard.next()
+        later(500, lambda: wizard_refused(wizard))
+
+    later(500, lambda: settled(wizard, shoot_and_go))
+
+
+def take_name_meanwhile(wizard, name):
+    """Register `name` behind the wizard's back (as another session would): a copy of the
+    base model, so the engine refuses the wizard's job."""
+    models = wizard.client.models()
+    base = next(m for m in models.models if m.name == wizard.settings_page.base_model.currentText())
+    shutil.copytree(base.path, Path(os.environ["SAYMAP_DATA_DIR"]) / "models" / name)
+
+
+def wizard_refused(wizard):
+    """Training: the job was refused; shoot the page with Retry and the fix button."""
+    training = wizard.training_page
+    when(lambda: training.error is not None or training.job is not None,
+         lambda: later(1000, lambda: wizard_retry_shot(wizard)), "the refused job")  # fmt: skip
+
+
+def wizard_retry_shot(wizard):
+    training = wizard.training_page
+    status["wizard_refused"] = training.status.text()
+    if training.error is None:
+        return finish(f"wizard: the job was not refused: {training.status.text()}")
+    shoot("screenshot_wizard_retry.png")
+    training.fix_button.click()  # "Back to Settings to fix it"
+    page = wizard.settings_page
+    when(lambda: "already has a model" in page.why.text(),
+         lambda: wizard_fix(wizard), "the Settings page to say why")  # fmt: skip
+
+
+def wizard_fix(wizard):
+    page = wizard.settings_page
+    status["wizard_fix_reason"] = page.why.text()
+    page.name.setText("kampala-roofs-2")
+    settled(wizard, lambda: (wizard.next(), later(500, lambda: wizard_training(wizard, 0))))
 
 
 def wizard_training(wizard, waited):
@@ -186,6 +268,7 @@ def wizard_training(wizard, waited):
         later(500, lambda: wizard_training(wizard, waited + 500))
         return
     status["wizard_job"] = job.state if job is not None else "none"
+    status["wizard_jobs"] = wizard.training_page.jobs_started
     status["wizard_val_iou"] = wizard.training_page.val_iou
     later(500, lambda: wizard_step(wizard, "training", lambda: wizard_result(wizard)))
 

@@ -7,10 +7,15 @@ import bisect
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from saymap.engine.errors import DatasetError
 from saymap.training.recipe import DataSection, Recipe
 from saymap.training.samples import Sample, SampleDataset, SampleMeta, Subset, sample_meta
+
+if TYPE_CHECKING:
+    from saymap.engine.aoi import AOI
+    from saymap.training.datasets import LayerDataset
 
 log = logging.getLogger(__name__)
 
@@ -135,17 +140,13 @@ def layer_datasets(
     )
 
 
-def datasets_from_layers(
+def request_dataset(
     dataset: dict, chip_size: int = 256, gsd_m: float | None = None
-) -> tuple[SampleDataset, SampleDataset | None]:
-    """The train request's dataset (rasters, labels, class_field, sentences, validation) as
-    (train, validation). validation: {"fraction": f} holds out features by id (all their
-    samples go together); {"area": {"bounds" | "wkt", "crs"}} validates on the chips inside
-    an area and trains on those outside it; None trains on everything, validates on nothing.
-    """
+) -> tuple[LayerDataset, AOI | None, float]:
+    """The train request's dataset as built samples (no pixels read), with its validation
+    area or fraction (0.0 for none)."""
     from saymap.engine.aoi import aoi_from_json
     from saymap.training.datasets import LayerSource, build_layer_dataset
-    from saymap.training.splits import split_validation
 
     validation = {k: v for k, v in (dataset.get("validation") or {}).items() if v is not None}
     unknown = sorted(set(validation) - {"fraction", "area"})
@@ -168,6 +169,20 @@ def datasets_from_layers(
         gsd_m=gsd_m,
         exclude_holdouts=False,  # split_validation keeps them out of training
     )
+    return built, area, fraction
+
+
+def datasets_from_layers(
+    dataset: dict, chip_size: int = 256, gsd_m: float | None = None
+) -> tuple[SampleDataset, SampleDataset | None]:
+    """The train request's dataset (rasters, labels, class_field, sentences, validation) as
+    (train, validation). validation: {"fraction": f} holds out features by id (all their
+    samples go together); {"area": {"bounds" | "wkt", "crs"}} validates on the chips inside
+    an area and trains on those outside it; None trains on everything, validates on nothing.
+    """
+    from saymap.training.splits import split_validation
+
+    built, area, fraction = request_dataset(dataset, chip_size, gsd_m)
     return split_validation(built, range(len(built)), area=area, fraction=fraction)
 
 

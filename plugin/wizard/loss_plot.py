@@ -21,7 +21,7 @@ class LossPlot(QWidget):
         self.val_iou: list[tuple[int, float]] = []
         self.total_steps = 1
         self.setMinimumSize(360, 200)
-        self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Expanding)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
 
     def clear(self, total_steps: int = 1) -> None:
         self.loss, self.val_iou, self.total_steps = [], [], max(1, total_steps)
@@ -37,10 +37,10 @@ class LossPlot(QWidget):
 
     def paintEvent(self, _event: QPaintEvent) -> None:
         painter = QPainter(self)
-        painter.setRenderHint(QPainter.Antialiasing)
-        painter.fillRect(self.rect(), Qt.white)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.fillRect(self.rect(), Qt.GlobalColor.white)
         area = QRectF(MARGIN, 12, self.width() - 2 * MARGIN, self.height() - 12 - MARGIN)
-        painter.setPen(QPen(Qt.gray, 1))
+        painter.setPen(QPen(Qt.GlobalColor.gray, 1))
         painter.drawRect(area)
         top = max((v for _, v in self.loss), default=1.0) or 1.0
         painter.setPen(LOSS_COLOR)
@@ -49,7 +49,7 @@ class LossPlot(QWidget):
         painter.setPen(IOU_COLOR)
         painter.drawText(QPointF(area.right() + 4, area.top() + 10), "1.0")
         painter.drawText(QPointF(area.right() + 4, area.bottom()), "0")
-        painter.setPen(Qt.black)
+        painter.setPen(Qt.GlobalColor.black)
         painter.drawText(QPointF(area.left(), area.bottom() + 16), "0")
         painter.drawText(QPointF(area.right() - 40, area.bottom() + 16), f"{self.total_steps}")
         painter.drawText(QPointF(area.center().x() - 60, area.bottom() + 30), "step")

@@ -33,7 +33,9 @@ class TrainFollowTask(QgsTask):
     failed = pyqtSignal(str)  # the engine could not be reached
 
     def __init__(self, endpoint: Endpoint, job: JobInfo) -> None:
-        super().__init__(f"SayMap: training {job.request.get('name', job.id)}", QgsTask.CanCancel)
+        super().__init__(
+            f"SayMap: training {job.request.get('name', job.id)}", QgsTask.Flag.CanCancel
+        )
         self.endpoint = endpoint
         self.job = job
         self.error = ""

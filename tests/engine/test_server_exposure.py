@@ -60,7 +60,7 @@ def test_the_data_folder_and_job_database_are_private(engine: Engine) -> None:
 
 
 def test_a_malformed_body_without_a_token_is_401_not_422(engine: Engine) -> None:
-    for path in ("/v1/segment", "/v1/train", "/v1/models/active"):
+    for path in ("/v1/segment", "/v1/train", "/v1/train/preview", "/v1/models/active"):
         method = "PUT" if path.endswith("active") else "POST"
         for headers in ({}, {"Authorization": "Bearer wrong"}):
             response = httpx.request(
@@ -101,6 +101,10 @@ def test_a_recipe_path_to_any_toml_file_echoes_nothing_from_it(
             for word in ("api_key_name", "hunter2", "database", "password_field", "s3cret",
                          "hidden_section", "private_key_path", "FeatureCollection"):  # fmt: skip
                 assert word not in detail, detail
+            preview = client.post(
+                "/v1/train/preview", json={"recipe": recipe, "dataset": dataset}
+            )  # the preview reads the same recipe: it refuses the same way
+            assert preview.status_code == 400 and preview.json()["detail"] == detail
         relative = client.post(
             "/v1/train", json={"name": "leak-test", "recipe": "../pyproject", "dataset": dataset}
         )

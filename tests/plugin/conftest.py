@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -294,3 +295,29 @@ def engine(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Iterat
     running = start_engine(tmp_path_factory.mktemp("engine-data"), tiny_model)
     yield running
     running.stop()
+
+
+# -- an engine per test module that trains (test_wizard*.py) ---------------------------------
+@pytest.fixture(scope="module")
+def train_engine(
+    tmp_path_factory: pytest.TempPathFactory, tiny_model: Path
+) -> Iterator[EngineProcess]:
+    """An engine of its own: these tests register models and change the active one."""
+    running = start_engine(tmp_path_factory.mktemp("train-engine"), tiny_model)
+    # The engine preloads the active model in a thread; a train job that imports
+    # transformers at the same moment can hit transformers' lazy-import race
+    # ("cannot import name 'AutoModel"), so wait for the preload to finish first.
+    deadline = time.monotonic() + 180
+    while not engine_get(running, "/v1/health")["models_loaded"]:
+        assert time.monotonic() < deadline, "the engine did not load its model"
+        time.sleep(0.5)
+    yield running
+    running.stop()
+
+
+def engine_get(engine: EngineProcess, path: str) -> dict:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    request = urllib.request.Request(f"http://127.0.0.1:{engine.info['port']}{path}")
+    request.add_header("Authorization", f"Bearer {engine.token}")
+    with opener.open(request, timeout=10) as response:
+        return json.load(response)

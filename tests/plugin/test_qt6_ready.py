@@ -23,13 +23,7 @@ PLUGIN = ROOT / "plugin"
 SOURCES = sorted(p for p in PLUGIN.rglob("*.py") if "__pycache__" not in p.parts)
 # plugin/wizard/ is being scoped by the wizard's own work; a file leaves this list when it is
 # clean (strict xfail: the test fails once the file passes, to remove it from here).
-PENDING: set[str] = {
-    "wizard/loss_plot.py",
-    "wizard/pages_input.py",
-    "wizard/pages_run.py",
-    "wizard/train_task.py",
-    "wizard/wizard.py",
-}
+PENDING: set[str] = set()
 
 
 def _imported_roots(tree: ast.Module) -> dict[str, object]:

@@ -7,15 +7,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from qgis.core import QgsProject, QgsVectorLayer
 
-from .conftest import ENGINE_PYTHON, HRO, KAMPALA, TEST_MODEL, EngineProcess, start_engine
+from .conftest import ENGINE_PYTHON, HRO, KAMPALA, TEST_MODEL, EngineProcess, engine_get
 from .test_toolbar_run import add_raster, type_and_run
 
 LABELS = "kampala/kampala_west_buildings.geojson"
@@ -25,31 +22,6 @@ SENTENCES = {  # instance_id -> a full expression (LRB-WREL's stage 1 needs a fe
     8: "the house with the metal roof",
 }
 TRAIN_TIMEOUT_MS = 300_000
-
-
-@pytest.fixture(scope="module")
-def train_engine(
-    tmp_path_factory: pytest.TempPathFactory, tiny_model: Path
-) -> Iterator[EngineProcess]:
-    """An engine of its own: these tests register models and change the active one."""
-    running = start_engine(tmp_path_factory.mktemp("train-engine"), tiny_model)
-    # The engine preloads the active model in a thread; a train job that imports
-    # transformers at the same moment can hit transformers' lazy-import race
-    # ("cannot import name 'AutoModel"), so wait for the preload to finish first.
-    deadline = time.monotonic() + 180
-    while not engine_get(running, "/v1/health")["models_loaded"]:
-        assert time.monotonic() < deadline, "the engine did not load its model"
-        time.sleep(0.5)
-    yield running
-    running.stop()
-
-
-def engine_get(engine: EngineProcess, path: str) -> dict:
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    request = urllib.request.Request(f"http://127.0.0.1:{engine.info['port']}{path}")
-    request.add_header("Authorization", f"Bearer {engine.token}")
-    with opener.open(request, timeout=10) as response:
-        return json.load(response)
 
 
 def open_wizard(qtbot, plugin, project: QgsProject, real_data: Path, name: str, active: str):
@@ -68,22 +40,50 @@ def open_wizard(qtbot, plugin, project: QgsProject, real_data: Path, name: str, 
     assert data.class_counts() == {"building": labels.featureCount()}
     assert [r.name() for r in data.raster_layers()] == ["kampala"]
     assert data.isComplete()
-    wizard.next()
+    click_next(qtbot, wizard)
     page = wizard.sentences_page
     assert not page.isComplete()  # no sentence yet
     for feature in labels.getFeatures():
         if feature["instance_id"] in SENTENCES:
             page.add_feature(feature, SENTENCES[feature["instance_id"]])
+    settled(qtbot, wizard)
+    # With the default validation strip (the east 20 %), two of them are no use for training
+    # (issue 17): the page says so instead of "3 sentences (enough)".
     assert len(page.sentences()) == 3 and page.isComplete()
-    assert "3 sentences (enough)" in page.summary.text()
-    wizard.next()
+    assert "1 of 3 sentences train (add 2)" in page.summary.text()
+    assert [page.table.item(r, 3).text() for r in range(3)] == [
+        "trains",
+        "validation area",
+        "validation edge",
+    ]
+    click_next(qtbot, wizard)
     settings = wizard.settings_page
     qtbot.waitUntil(lambda: settings.base_model.count() > 0, timeout=20_000)
     assert settings.base_model.currentText() == active  # starts from the active model
-    settings.name.setText(name)
+    qtbot.keyClicks(settings.name, name)
     settings.chip.setCurrentIndex(settings.chip.findData(128))
     settings.recipe_overrides = {"data": {"max_val_samples": 8}, "optim": {"batch_size": 2}}
     return wizard
+
+
+def settled(qtbot, wizard, timeout: int = 60_000) -> None:
+    """Wait until the engine's preview answered for what the pages now hold."""
+
+    qtbot.waitUntil(lambda: not wizard.preview_pending(), timeout=timeout)
+
+
+def click_next(qtbot, wizard) -> None:
+    """Press Next as a user does: only once it is enabled."""
+    from qgis.PyQt.QtCore import Qt
+    from qgis.PyQt.QtWidgets import QWizard
+
+    button = wizard.button(QWizard.WizardButton.NextButton)
+    before = wizard.currentId()
+    if wizard.currentId() in (1, 2):
+        settled(qtbot, wizard)
+    qtbot.waitUntil(button.isEnabled, timeout=30_000)
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    assert wizard.currentId() == before + 1, wizard.currentPage().why.text()
 
 
 @pytest.mark.slow
@@ -100,7 +100,7 @@ def test_wizard_trains_registers_and_the_toolbar_uses_the_model(
     wizard.settings_page.validation.setValue(0.3)
     area = wizard.validation()["area"]
     assert area["crs"] == "EPSG:3857"
-    wizard.next()  # Training: the job is posted and followed
+    click_next(qtbot, wizard)  # Training: the job is posted and followed
     training = wizard.training_page
     qtbot.waitUntil(
         lambda: training.job is not None and training.job.terminal, timeout=TRAIN_TIMEOUT_MS
@@ -180,7 +180,7 @@ def test_cancel_keeps_the_previous_model_and_registers_nothing(
         qtbot, plugin, QgsProject.instance(), real_data, "never-registered", active_before
     )
     wizard.settings_page.steps.setValue(500)
-    wizard.next()
+    click_next(qtbot, wizard)
     training = wizard.training_page
     qtbot.waitUntil(
         lambda: training.job is not None and training.job.state == "running", timeout=60_000
