@@ -192,7 +192,8 @@ def sentence_records(
                 col, row = centred_window(spec, geometry, size)
                 near = [f for f in per_raster[i] if f.geometry.intersects(geometry)]
                 name = r.class_name or (near[0].class_name if near else "object")
-                sid = f"{Path(spec.path).stem}/geometry/sentence{r.line}"
+                # The line makes the split key (held_out hashes the second part): one per sentence.
+                sid = f"{Path(spec.path).stem}/geometry{r.line}/sentence"
                 records.append(
                     ChipRecord(
                         i, col, row, size, (geometry,), r.sentence, "full", "sentence", name, sid

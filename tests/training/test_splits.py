@@ -162,3 +162,29 @@ def test_a_recipe_layer_table_takes_a_validation_area(kampala) -> None:
     assert all(val.dataset.records[k].col >= SPLIT_COL for k in val.indices)
     with pytest.raises(DatasetError, match="not both"):
         layer_datasets({**spec, "validation_fraction": 0.2}, chip_size=256)
+
+
+def test_sentences_drawn_on_the_map_are_split_one_by_one(kampala) -> None:
+    """Sentences tied to a drawn shape (no feature id) each get their own split key: with a
+    share of the features held out, some train and some validate, not all on one side."""
+    raster, labels = kampala
+    with rasterio.open(raster) as src:
+        transform = src.transform
+    drawn = []
+    for k in range(40):
+        left, top = 60 + 45 * k, 100 + 40 * (k % 20)
+        x0, y0 = transform * (left, top + 40)
+        x1, y1 = transform * (left + 40, top)
+        drawn.append({"wkt": box(x0, y0, x1, y1).wkt, "sentence": f"the roof number {k}"})
+    ds = build_layer_dataset(
+        [LayerSource(raster)], labels, class_field="class", id_field="instance_id",
+        sentences=drawn, exclude_holdouts=False,
+    )  # fmt: skip
+    train, val = split_held_out(ds, range(len(ds)), 0.3)
+    typed = {d["sentence"] for d in drawn}
+
+    def texts(subset) -> set[str]:
+        return {ds.records[i].expression for i in subset.indices} & typed
+
+    assert 4 <= len(texts(val)) <= 24  # about 30 % of 40
+    assert len(texts(train)) == 40 - len(texts(val))
