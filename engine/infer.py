@@ -313,7 +313,7 @@ def run_plan(
     run_id = uuid.uuid4().hex
     times = StageTimes()
     common = {
-        "model": str(model.config.name),
+        "model": plan.model.name,  # the registered name, not the configuration ("mobile")
         "run_id": run_id,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "source": os.path.abspath(plan.raster_path),

@@ -82,8 +82,9 @@ class ModelFacts:
     @classmethod
     def of(cls, model: Any) -> ModelFacts:
         """From a loaded model (anything with the pipeline's `Segmenter` shape)."""
-        config = model.config
-        return cls(str(config.name), int(config.tile_size), getattr(model, "card", None))
+        config, card = model.config, getattr(model, "card", None)
+        name = (card or {}).get("name") or config.name  # the card names a trained model
+        return cls(str(name), int(config.tile_size), card)
 
     @classmethod
     def from_config(cls, name: str, config: dict[str, Any], card: dict[str, Any]) -> ModelFacts:

@@ -124,7 +124,7 @@ def check_inputs(args: argparse.Namespace) -> tuple[SegmentPlan, Path]:
         literal=args.literal,
     )
     checkpoint = resolve_checkpoint(args.checkpoint)
-    model = ModelFacts.from_folder(checkpoint, str(args.checkpoint))
+    model = ModelFacts.from_folder(checkpoint, checkpoint.name)  # a name or a folder: its name
     plan = plan_segment(args.raster, [args.prompt], options, model)
     check_output_path(args.output, args.overwrite)
     if args.keep_probabilities is not None:

@@ -64,11 +64,6 @@ def test_results_are_named_rounded_and_labelled_only_when_asked(
     assert labelled.name() == f"car · hro · {TEST_MODEL}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the engine writes the model's configuration name ('tiny'), not the registered "
-    "name (engine/infer.py, common['model']): an engine fix, reported to the coordinator",
-)
 def test_model_field_records_the_registered_model(
     plugin, engine: EngineProcess, settings_for, real_data, tmp_path, qtbot
 ) -> None:
