@@ -13,6 +13,14 @@ SHARED = Path(os.environ.get("SAYMAP_SHARED") or ROOT.parent / "shared")
 REAL_DATA = SHARED / "data" / "real"
 
 
+def skip_module_without_real_data(layer: str) -> None:
+    """Skip the calling module once, with one reason, where ../shared is absent: `layer`
+    names the real-data layer whose generated twin runs everywhere."""
+    if not REAL_DATA.is_dir():
+        where = f"real samples not found at {REAL_DATA} (../shared is beside CI's clone only)"
+        pytest.skip(f"{layer}: {where}", allow_module_level=True)
+
+
 @pytest.fixture(scope="session")
 def real_data() -> Path:
     """The folder of real georeferenced samples; tests using it skip where it is absent."""

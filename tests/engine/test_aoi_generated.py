@@ -119,3 +119,18 @@ def test_geojson_text_and_wkt_with_crs(rd_new: RasterSpec) -> None:
 def test_bad_aoi_crs(rd_new: RasterSpec) -> None:
     with pytest.raises(CRSError):
         resolve_region(rd_new, AOI(box(0, 0, 1, 1), "EPSG:999999"))
+
+
+@pytest.mark.parametrize(
+    ("text", "error", "message"),
+    [
+        ("", AOIError, "empty"),
+        ("1,2,3", AOIError, "cannot read the AOI"),
+        ("10,10,0,0", AOIError, "minx < maxx"),
+        ("POINT (1 2)", AOIError, "no polygon"),
+        ("missing/aoi.geojson", AOIError, "not found"),
+    ],
+)
+def test_malformed_aoi(text: str, error: type, message: str) -> None:
+    with pytest.raises(error, match=message):
+        parse_aoi(text)

@@ -1,4 +1,5 @@
-"""Areas of interest: formats, CRSs (EPSG, lon/lat, custom WKT), clipping and masking."""
+"""Areas of interest on the real samples (the second layer of test_aoi_generated.py): formats,
+CRSs (EPSG, lon/lat, custom WKT), clipping and masking."""
 
 from __future__ import annotations
 
@@ -16,7 +17,11 @@ from shapely.geometry import box
 from saymap.engine.aoi import AOI, parse_aoi, region_mask, resolve_region
 from saymap.engine.errors import AOIError, CRSError
 from saymap.engine.raster import RasterSpec, open_raster
+from tests.conftest import skip_module_without_real_data
 
+skip_module_without_real_data(
+    "areas of interest on real samples (test_aoi_generated.py runs everywhere)"
+)
 pytestmark = pytest.mark.real_data
 
 GORINCHEM = ("nl_gorinchem", "test_tiled.tif")  # EPSG:28992, 1000 px at 0.25 m
@@ -109,21 +114,6 @@ def test_geojson_text_and_wkt_with_crs(real_data: Path) -> None:
     assert region.window == Window(100, 200, 200, 200)
     with pytest.raises(AOIError, match="not longitude/latitude"):
         resolve_region(spec, parse_aoi(geojson))  # GeoJSON default is lon/lat
-
-
-@pytest.mark.parametrize(
-    ("text", "error", "message"),
-    [
-        ("", AOIError, "empty"),
-        ("1,2,3", AOIError, "cannot read the AOI"),
-        ("10,10,0,0", AOIError, "minx < maxx"),
-        ("POINT (1 2)", AOIError, "no polygon"),
-        ("missing/aoi.geojson", AOIError, "not found"),
-    ],
-)
-def test_malformed_aoi(text: str, error: type, message: str) -> None:
-    with pytest.raises(error, match=message):
-        parse_aoi(text)
 
 
 def test_bad_aoi_crs(real_data: Path) -> None:

@@ -22,7 +22,15 @@ import torch
 from pyproj import CRS, Transformer
 
 from saymap.engine.aoi import AOI
-from saymap.engine.errors import Cancelled, OptionError, OutputError, PromptError, RasterReadError
+from saymap.engine.device import choose_device
+from saymap.engine.errors import (
+    Cancelled,
+    DeviceError,
+    OptionError,
+    OutputError,
+    PromptError,
+    RasterReadError,
+)
 from saymap.engine.infer import SegmentOptions, segment_raster
 from saymap.engine.model.outputs import SegmentationOutput, TextFeatures
 from tests.engine.brightness import BrightnessConfig, BrightnessSegmenter
@@ -238,3 +246,17 @@ def test_unreadable_block_is_a_raster_error_and_leaves_nothing(tmp_path: Path) -
         segment_raster(raster, ["x"], tmp_path / "out.gpkg", model=RecordingSegmenter(),
                        options=OPTIONS)  # fmt: skip
     assert sorted(os.listdir(tmp_path)) == ["painted.tif"]
+
+
+def test_device_choice() -> None:
+    device, reason = choose_device("cpu")
+    assert device.type == "cpu" and reason == "requested cpu"
+    auto, reason = choose_device("auto")
+    assert reason.startswith("auto")
+    if torch.cuda.is_available():
+        assert auto.type == "cuda" and choose_device("cuda")[0].type == "cuda"
+    else:
+        with pytest.raises(DeviceError, match="CUDA is not available"):
+            choose_device("cuda:1")
+    with pytest.raises(DeviceError, match="unknown device"):
+        choose_device("tpu")

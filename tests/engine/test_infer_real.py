@@ -1,5 +1,5 @@
-"""The tiled inference pipeline end to end on real rasters: batching, prompts, progress,
-cancelling, masks, AOI, outputs and devices.
+"""The tiled inference pipeline end to end on real rasters (the second layer of
+test_infer_generated.py): batching, prompts, progress, cancelling, masks, AOI and outputs.
 
 These are real pipeline runs, not mocks: real GeoTIFFs on disk, the real reader thread,
 blending, probability GeoTIFF and GeoPackage. The segmenter is the deterministic
@@ -23,20 +23,14 @@ import torch
 from pyproj import Transformer
 
 from saymap.engine.aoi import AOI
-from saymap.engine.device import choose_device
-from saymap.engine.errors import (
-    Cancelled,
-    DeviceError,
-    OptionError,
-    OutputError,
-    PromptError,
-    RasterReadError,
-)
+from saymap.engine.errors import Cancelled, OptionError, OutputError, PromptError, RasterReadError
 from saymap.engine.infer import SegmentOptions, segment_raster
 from saymap.engine.model.outputs import SegmentationOutput, TextFeatures
+from tests.conftest import skip_module_without_real_data
 from tests.engine.brightness import BrightnessConfig, BrightnessSegmenter
 from tests.engine.painting import box_in_map, paint_copy
 
+skip_module_without_real_data("pipeline on real rasters (test_infer_generated.py runs everywhere)")
 pytestmark = pytest.mark.real_data
 
 GORINCHEM = ("nl_gorinchem", "test_tiled.tif")
@@ -248,17 +242,3 @@ def test_unreadable_block_is_a_raster_error_and_leaves_nothing(
         segment_raster(raster, ["x"], tmp_path / "out.gpkg", model=RecordingSegmenter(),
                        options=OPTIONS)  # fmt: skip
     assert sorted(os.listdir(tmp_path)) == ["painted.tif"]
-
-
-def test_device_choice() -> None:
-    device, reason = choose_device("cpu")
-    assert device.type == "cpu" and reason == "requested cpu"
-    auto, reason = choose_device("auto")
-    assert reason.startswith("auto")
-    if torch.cuda.is_available():
-        assert auto.type == "cuda" and choose_device("cuda")[0].type == "cuda"
-    else:
-        with pytest.raises(DeviceError, match="CUDA is not available"):
-            choose_device("cuda:1")
-    with pytest.raises(DeviceError, match="unknown device"):
-        choose_device("tpu")

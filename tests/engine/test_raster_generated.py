@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+from affine import Affine
 from rasterio.windows import Window
 
 from saymap.engine.errors import BandError, CRSError, RasterReadError
@@ -136,3 +137,19 @@ def test_describe_names_custom_crs_and_scaling(tmp_path: Path) -> None:
     assert "2–98 % stretch" in text and "30 x 30 metre" in text
     mercator = "\n".join(describe(with_black_fill(tmp_path / "fill.tif")).lines())
     assert "EPSG:3395" in mercator and "8-bit, used as is" in mercator
+
+
+def test_large_float_raster_is_sampled_not_read_whole(tmp_path: Path) -> None:
+    """A 3000 x 3000 float raster: the percentiles come from a ≤1024 px decimated read."""
+    path = tmp_path / "big.tif"
+    profile = dict(
+        driver="GTiff", width=3000, height=3000, count=1, dtype="float32", crs="EPSG:32633",
+        transform=Affine(1, 0, 500000, 0, -1, 0), tiled=True, compress="deflate",
+    )  # fmt: skip
+    with rasterio.open(path, "w", **profile) as dst:
+        for row in range(0, 3000, 500):
+            ramp = np.tile(np.linspace(0, 1000, 3000, dtype=np.float32), (500, 1))
+            dst.write(ramp, 1, window=Window(0, row, 3000, 500))
+    spec = open_raster(path)
+    scale = spec.scaling[0]
+    assert scale.low == pytest.approx(20, abs=2) and scale.high == pytest.approx(980, abs=2)

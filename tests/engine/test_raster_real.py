@@ -1,4 +1,5 @@
-"""Raster input on the real samples: checks, band maps, scaling, masks, window reads."""
+"""Raster input on the real samples (the second layer of test_raster_generated.py): checks,
+band maps, scaling, masks, window reads."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-from affine import Affine
 from rasterio.windows import Window
 
 from saymap.engine.errors import BandError, CRSError, RasterReadError
@@ -19,7 +19,11 @@ from saymap.engine.raster import (
     parse_bands,
     to_uint8,
 )
+from tests.conftest import skip_module_without_real_data
 
+skip_module_without_real_data(
+    "raster input on real samples (test_raster_generated.py runs everywhere)"
+)
 pytestmark = pytest.mark.real_data
 
 
@@ -91,22 +95,6 @@ def test_16bit_is_stretched_by_percentiles_of_a_decimated_read(real_data: Path) 
     fraction = (data[inside].astype(float) - low) / (high - low)
     assert np.abs(pixels[0][inside] - fraction * 255).max() <= 1
     assert (pixels[0][valid & (data >= high)] == 255).all()
-
-
-def test_large_float_raster_is_sampled_not_read_whole(tmp_path: Path) -> None:
-    """A 3000 x 3000 float raster: the percentiles come from a ≤1024 px decimated read."""
-    path = tmp_path / "big.tif"
-    profile = dict(
-        driver="GTiff", width=3000, height=3000, count=1, dtype="float32", crs="EPSG:32633",
-        transform=Affine(1, 0, 500000, 0, -1, 0), tiled=True, compress="deflate",
-    )  # fmt: skip
-    with rasterio.open(path, "w", **profile) as dst:
-        for row in range(0, 3000, 500):
-            ramp = np.tile(np.linspace(0, 1000, 3000, dtype=np.float32), (500, 1))
-            dst.write(ramp, 1, window=Window(0, row, 3000, 500))
-    spec = open_raster(path)
-    scale = spec.scaling[0]
-    assert scale.low == pytest.approx(20, abs=2) and scale.high == pytest.approx(980, abs=2)
 
 
 def test_nodata_and_black_fill_are_invalid(real_data: Path) -> None:
