@@ -1,9 +1,7 @@
-"""Georeferencing on the real rasters: a known bright box goes through the whole pipeline
-(window reads, tiles, batches, blending, the probability GeoTIFF, vectorisation, the
-GeoPackage) and must come back at the right map coordinates, with a true area in m².
-
-This is a real pipeline test, not a mock: the segmenter is a deterministic nn.Module whose
-logits are high exactly where pixels are bright, so the right answer is known in advance.
+"""Georeferencing on generated rasters in each CRS family (no ../shared): a known bright box
+goes through the whole pipeline (window reads, tiles, batches, blending, the probability
+GeoTIFF, vectorisation, the GeoPackage) and must come back at the right map coordinates,
+with a true area in m². test_georef_real.py repeats this on the real samples.
 """
 
 from __future__ import annotations
@@ -19,33 +17,23 @@ from pyproj import CRS
 
 from saymap.engine.infer import SegmentOptions, segment_raster
 from tests.engine.brightness import BrightnessSegmenter
+from tests.engine.generated import GRIDS, rgb, with_black_fill
 from tests.engine.painting import box_in_map, equal_area_m2, paint_copy, pixel_size
 
-# (sample, file, box to paint: row0, row1, col0, col1). Every box crosses a tile border
-# (tiles of 256 px step by 224) so seams are exercised on real grids too.
-CASES = [
-    ("kampala", "kampala_west_rgb.tif", (900, 1100, 200, 700), "EPSG:3857"),
-    ("oam_manila", "5b90f92da0d7280005fab355_4310.tif", (1500, 1700, 1400, 1900), "EPSG:3395"),
-    ("spacenet_vegas_roads", "road_mask_input.tif", (500, 750, 400, 700), "EPSG:4326"),
-    ("nl_gorinchem", "test_tiled.tif", (300, 400, 200, 700), "EPSG:28992"),
-    ("neon_osbs", "OSBS_029.tif", (20, 100, 150, 300), "EPSG:32617"),
-    ("spacenet_custom_proj", "sample_geotiff_custom_proj.tif", (200, 300, 180, 280), None),
-]
+# row0, row1, col0, col1: crosses the tile border (tiles of 256 px step by 224) both ways.
+BOX = (180, 300, 100, 400)
 
 
-@pytest.mark.real_data
-@pytest.mark.parametrize(("sample", "name", "box", "epsg"), CASES, ids=[c[0] for c in CASES])
-def test_box_lands_on_the_map_where_it_was_painted(
-    real_data: Path, tmp_path: Path, sample: str, name: str, box: tuple, epsg: str | None
-) -> None:
-    source = real_data / sample / name
+@pytest.mark.parametrize("grid", sorted(GRIDS))
+def test_box_lands_on_the_map_where_it_was_painted(tmp_path: Path, grid: str) -> None:
+    source = rgb(tmp_path / "source.tif", grid, size=512)
     painted = tmp_path / "painted.tif"
-    profile = paint_copy(source, painted, [box])
+    profile = paint_copy(source, painted, [BOX])
     crs_wkt = profile["crs"].to_wkt()
-    if epsg is None:  # the custom Albers: no EPSG code anywhere, the WKT must survive
+    if grid == "custom_wkt":  # the custom Albers: no EPSG code anywhere, the WKT must survive
         assert profile["crs"].to_epsg() is None
     else:
-        assert CRS.from_wkt(crs_wkt) == CRS.from_user_input(epsg)
+        assert CRS.from_wkt(crs_wkt) == CRS.from_user_input(GRIDS[grid][0])
 
     output = tmp_path / "out.gpkg"
     result = segment_raster(
@@ -55,7 +43,7 @@ def test_box_lands_on_the_map_where_it_was_painted(
         model=BrightnessSegmenter(),
         options=SegmentOptions(tile=256, overlap=32, batch_size=3, device="cpu"),
     )
-    assert result.n_features == 1
+    assert result.n_features == 1 and result.tiles == 9
 
     info = pyogrio.read_info(output, layer="saymap")
     assert CRS.from_user_input(info["crs"]) == CRS.from_wkt(crs_wkt)
@@ -63,7 +51,7 @@ def test_box_lands_on_the_map_where_it_was_painted(
     values = dict(zip(meta["fields"], fields, strict=True))
     (found,) = shapely.from_wkb(wkb)
 
-    expected = box_in_map(profile["transform"], box)
+    expected = box_in_map(profile["transform"], BOX)
     tolerance = pixel_size(profile["transform"])
     assert shapely.hausdorff_distance(found, expected) <= tolerance
     assert abs(found.area - expected.area) <= expected.length * tolerance / 2
@@ -79,11 +67,13 @@ def test_box_lands_on_the_map_where_it_was_painted(
     assert created.utcoffset() is not None and created.utcoffset().total_seconds() == 0
 
 
-@pytest.mark.real_data
-def test_planar_area_would_be_wrong_where_it_matters(real_data: Path) -> None:
-    """The area oracle is not vacuous: in EPSG:3395 at Manila (14.6° N) planar m² are ~7 %
-    too large and in EPSG:4326 they are square degrees, so only a true area passes above."""
-    with rasterio.open(real_data / "oam_manila" / "5b90f92da0d7280005fab355_4310.tif") as ds:
-        box = box_in_map(ds.transform, (1500, 1700, 1400, 1900))
+def test_planar_area_would_be_wrong_where_it_matters(tmp_path: Path) -> None:
+    """The area oracle is not vacuous: in EPSG:3395 at 14.6° N planar m² are ~7 % too large
+    and in EPSG:4326 they are square degrees, so only a true area passes above."""
+    with rasterio.open(with_black_fill(tmp_path / "manila.tif")) as ds:
+        box = box_in_map(ds.transform, BOX)
         wkt = ds.crs.to_wkt()
-    assert box.area / equal_area_m2(box, wkt) > 1.05
+    assert 1.05 < box.area / equal_area_m2(box, wkt) < 1.1
+    with rasterio.open(rgb(tmp_path / "lonlat.tif", "lonlat")) as ds:
+        box = box_in_map(ds.transform, BOX)
+        assert box.area / equal_area_m2(box, ds.crs.to_wkt()) < 1e-9
