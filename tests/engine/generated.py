@@ -7,6 +7,7 @@ fresh clone runs the pipeline, raster and AOI tests without ../shared.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -102,3 +103,31 @@ def float64_four_bands(path: Path, size: int = 300) -> Path:
     """Like spacenet_rotterdam's ms1: four float64 bands of reflectance-like values."""
     data = np.random.default_rng(4).uniform(50, 900, (4, size, size))
     return write_raster(path, data, "utm")
+
+
+def buildings(folder: Path, size: int = 2048, per_side: int = 8) -> tuple[Path, Path]:
+    """Like kampala: 8-bit RGB in web Mercator with `per_side`² bright square buildings, and
+    their outlines as GeoJSON (EPSG:3857 crs member; class 'building', instance_id from 1).
+    Ids are spread so that 5 and 8 sit in the easternmost columns, as in the real labels,
+    and the labels reach the east edge, so validation strips there hold whole chips."""
+    folder.mkdir(parents=True, exist_ok=True)
+    _, west, north, pixel = GRIDS["web_mercator"]
+    data = noise(3, size, high=120)
+    cell, features = size // per_side, []
+    for i in range(1, per_side**2 + 1):
+        row, col = (i - 1) // per_side, (3 * i + 7) % per_side  # 5 -> col 6, 8 -> col 7
+        r0, c0 = row * cell + cell // 4, col * cell + cell // 2  # the east column at the edge
+        data[:, r0 : r0 + cell // 2, c0 : c0 + cell // 2] = 230
+        x0, x1 = west + c0 * pixel, west + (c0 + cell // 2) * pixel
+        y0, y1 = north - (r0 + cell // 2) * pixel, north - r0 * pixel
+        ring = [[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]
+        features.append({
+            "type": "Feature",
+            "properties": {"class": "building", "instance_id": i, "clipped": False},
+            "geometry": {"type": "Polygon", "coordinates": [ring]},
+        })  # fmt: skip
+    raster = write_raster(folder / "buildings_rgb.tif", data, "web_mercator")
+    labels = folder / "buildings.geojson"
+    crs = {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::3857"}}
+    labels.write_text(json.dumps({"type": "FeatureCollection", "crs": crs, "features": features}))
+    return raster, labels
