@@ -16,7 +16,8 @@ from saymap.training.splits import assign_validation
 
 # Where a sentence of the request ends up.
 FATES = ("train", "validation", "edge", "held_out", "unused")
-_SENTENCE_ID = re.compile(r"/sentence(\d+)$")
+# training/sentences.py: "<raster>/<ids>/sentence<n>" (feature ids), "<raster>/geometry<n>/sentence"
+_SENTENCE_ID = re.compile(r"/(?:[^/]*/sentence(\d+)|geometry(\d+)/sentence)$")
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ def preview_request(dataset: dict, recipe: Recipe, gsd_m: float | None) -> Train
     for k, record in enumerate(built.records):
         found = _SENTENCE_ID.search(record.sample_id) if record.kind == "full" else None
         if found:
-            by_item.setdefault(int(found.group(1)), k)
+            by_item.setdefault(int(found.group(1) or found.group(2)), k)
     n_items = len(dataset.get("sentences") or ())
     sentences = []
     for item in range(1, n_items + 1):
