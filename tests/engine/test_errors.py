@@ -8,6 +8,7 @@ import pytest
 import rasterio
 
 from saymap.engine.errors import DiskFullError, disk_full, explain
+from tests.engine.generated import with_white_nodata
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
@@ -21,8 +22,8 @@ def test_a_real_enospc_is_a_full_disk_naming_where() -> None:
     assert disk_full(ValueError("not a disk"), "/somewhere/out.gpkg") is None
 
 
-def test_gdal_details_replace_see_previous_exception(real_data: Path, tmp_path: Path) -> None:
-    source = (real_data / "neon_osbs" / "OSBS_029.tif").read_bytes()
+def test_gdal_details_replace_see_previous_exception(tmp_path: Path) -> None:
+    source = with_white_nodata(tmp_path / "osbs.tif").read_bytes()  # as neon_osbs, generated
     truncated = tmp_path / "truncated.tif"
     truncated.write_bytes(source[: len(source) // 2])
     with rasterio.open(truncated) as dataset, pytest.raises(rasterio.errors.RasterioIOError) as e:
