@@ -1,7 +1,7 @@
-"""Datasets from rasters + label layers: real samples line up, bad input says one thing.
+"""Datasets from rasters + label layers: the rules, and bad input says one thing.
 
-Real data (../shared/data/real) for alignment; small GeoTIFF + GeoPackage fixtures written
-here for the rules (CRS, repair, clipping, sentences, bad input).
+Small GeoTIFF + GeoPackage fixtures written here for the rules (CRS, repair, clipping,
+sentences, bad input); the alignment checks on the real samples are in test_real_data.py.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import pyogrio.raw
 import pytest
 import rasterio
 import shapely
-from pyproj import Transformer
 from rasterio.transform import from_origin
 
 from saymap.engine.errors import DatasetError
@@ -26,131 +25,6 @@ from saymap.training.datasets import (
     build_layer_dataset,
     write_chips,
 )
-
-# -- real data -------------------------------------------------------------------------
-
-
-def _edge_alignment(ds) -> tuple[tuple[int, int], float]:
-    """Image gradient along the mask outline, summed over chips, for shifts of +-3 px.
-
-    Labels that fit the imagery put their outline on edges, so the unshifted outline
-    scores highest; a CRS or transform mistake moves the peak or flattens it.
-    """
-    totals: dict[tuple[int, int], float] = {}
-    for k in range(len(ds)):
-        s = ds[k]
-        gy, gx = np.gradient(s.image.astype(np.float32).mean(axis=2))
-        magnitude = np.hypot(gx, gy)
-        m = s.mask > 0
-        inner = np.roll(m, 1, 0) & np.roll(m, -1, 0) & np.roll(m, 1, 1) & np.roll(m, -1, 1)
-        edge = m & ~inner
-        for dy in range(-3, 4):
-            for dx in range(-3, 4):
-                shifted = np.roll(np.roll(edge, dy, 0), dx, 1)
-                totals[(dy, dx)] = totals.get((dy, dx), 0.0) + float(magnitude[shifted].mean())
-    best = max(totals, key=totals.__getitem__)
-    contrast = totals[(0, 0)] / (sum(totals.values()) / len(totals))
-    return best, contrast
-
-
-@pytest.mark.real_data
-def test_kampala_chips_match_the_instance_raster(real_data: Path) -> None:
-    root = real_data / "kampala"
-    ds = build_layer_dataset(
-        [LayerSource(root / "kampala_west_rgb.tif")],
-        root / "kampala_west_buildings.geojson",
-        class_field="class",
-        id_field="instance_id",
-    )
-    # Chips touching the east 25 % (the scorecard's hold-out) are never made.
-    assert 0 < ds.report.held_out < 64 and len(ds) + ds.report.held_out == 64
-    assert ds.report.labels[0].crs == "EPSG:3857"
-    strip = 2048 * 0.75
-    assert all(ds.window_of(k)[1].col_off + 256 <= strip for k in range(len(ds)))
-    ious = []
-    with rasterio.open(root / "kampala_west_building_instances.tif") as src:
-        for k in range(0, len(ds), 4):
-            sample = ds[k]
-            _, window = ds.window_of(k)
-            truth = src.read(1, window=window, boundless=True) == int(
-                sample.sample_id.split("/")[-1]
-            )
-            pred = sample.mask > 0
-            assert sample.image.shape == (256, 256, 3) and sample.expression == "building"
-            ious.append((truth & pred).sum() / (truth | pred).sum())
-    assert min(ious) > 0.9
-
-
-@pytest.mark.real_data
-def test_real_labels_sit_on_image_edges(real_data: Path) -> None:
-    kampala = build_layer_dataset(
-        [LayerSource(real_data / "kampala/kampala_west_rgb.tif")],
-        real_data / "kampala/kampala_west_buildings.geojson",
-        class_field="class",
-        group=True,
-        chip_size=512,
-        exclude_holdouts=False,  # the labels' alignment over the whole raster
-    )
-    best, contrast = _edge_alignment(kampala)
-    assert max(abs(best[0]), abs(best[1])) <= 1 and contrast > 1.1
-    spacenet = build_layer_dataset(
-        [LayerSource(real_data / "spacenet_custom_proj/sample_geotiff_custom_proj.tif")],
-        real_data / "spacenet_custom_proj/geotiff_custom_proj_labels.geojson",
-        class_name="field",
-        group=True,
-        chip_size=512,
-    )
-    best, contrast = _edge_alignment(spacenet)
-    assert best == (0, 0) and contrast > 1.1
-
-
-@pytest.mark.real_data
-def test_geojson_without_crs_in_metres_takes_the_raster_crs(real_data: Path) -> None:
-    root = real_data / "spacenet_custom_proj"
-    ds = build_layer_dataset(
-        [LayerSource(root / "sample_geotiff_custom_proj.tif")],
-        root / "geotiff_custom_proj_labels.geojson",
-        class_name="field",
-    )
-    report = ds.report.labels[0]
-    assert "assumed to be the raster's CRS" in report.crs_rule
-    assert "Albers" in report.crs
-    assert report.n_used == 19 and report.n_clipped > 0  # some fields overhang the east edge
-    sample = ds[0]
-    assert sample.image.dtype == np.uint8 and sample.image.std() > 10  # int16 stretched
-    # Saying the labels are lon/lat (what a naive reader assumes) finds nothing, loudly.
-    with pytest.raises(DatasetError, match=r"no feature .* overlaps"):
-        build_layer_dataset(
-            [LayerSource(root / "sample_geotiff_custom_proj.tif")],
-            root / "geotiff_custom_proj_labels.geojson",
-            class_name="field",
-            label_crs="EPSG:4326",
-        )
-
-
-@pytest.mark.real_data
-def test_lonlat_geojson_without_crs_is_reprojected(real_data: Path, tmp_path: Path) -> None:
-    root = real_data / "kampala"
-    data = json.loads((root / "kampala_west_buildings.geojson").read_text())
-    to_lonlat = Transformer.from_crs("EPSG:3857", "EPSG:4326", always_xy=True)
-    for feature in data["features"]:
-        ring = feature["geometry"]["coordinates"][0]
-        feature["geometry"]["coordinates"][0] = [list(to_lonlat.transform(x, y)) for x, y in ring]
-    del data["crs"]
-    path = tmp_path / "lonlat.geojson"
-    path.write_text(json.dumps(data))
-    kwargs = dict(class_field="class", id_field="instance_id")
-    a = build_layer_dataset([LayerSource(root / "kampala_west_rgb.tif")], path, **kwargs)
-    b = build_layer_dataset(
-        [LayerSource(root / "kampala_west_rgb.tif")],
-        root / "kampala_west_buildings.geojson",
-        **kwargs,
-    )
-    assert "lon/lat" in a.report.labels[0].crs_rule
-    for k in (0, 10, 40):
-        ma, mb = a[k].mask > 0, b[k].mask > 0
-        assert (ma & mb).sum() / (ma | mb).sum() > 0.98
-
 
 # -- small fixtures ----------------------------------------------------------------------
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -49,46 +48,3 @@ def test_photometric_augmentation_changes_colours_not_geometry() -> None:
     assert roof.min() > out[:8, :8].astype(int).sum(-1).max()  # the roof stays where it was
     again = PhotometricAugment(blur_p=0.0, jpeg_p=0.0)(image, np.random.default_rng(0))
     assert np.array_equal(out, again)
-
-
-@pytest.mark.real_data
-def test_dubai_samples_are_group_samples_outside_the_hold_out(real_data: Path) -> None:
-    from saymap.training.dubai import DubaiDataset
-    from saymap.training.holdouts import DUBAI_HOLDOUT_TILE
-
-    data = DubaiDataset(real_data / "dubai_landcover", chip_size=256)
-    assert len(data) > 500
-    assert not any(DUBAI_HOLDOUT_TILE in image.parts for image, _ in data.pairs)
-    sample = data[0]
-    assert sample.kind == "weak" and sample.expression_type == "group"
-    assert sample.expression.startswith("all ") and sample.mask.sum() >= 64
-    assert data.meta(0).sample_id == sample.sample_id
-
-
-@pytest.mark.real_data
-def test_hold_out_chips_may_validate_but_never_train(real_data: Path) -> None:
-    import rasterio
-    from pyproj import Transformer
-
-    from saymap.training.data_sources import layer_datasets
-
-    raster = real_data / "kampala" / "kampala_west_rgb.tif"
-    with rasterio.open(raster) as src:  # the east quarter (the scorecard's strip) in lon/lat
-        x0, y0 = src.xy(0, 1536, offset="ul")
-        x1, y1 = src.xy(src.height, src.width, offset="ul")
-        to_lonlat = Transformer.from_crs(src.crs, "EPSG:4326", always_xy=True)
-    (lon0, lon1), (lat1, lat0) = to_lonlat.transform([x0, x1], [y0, y1])
-    spec = {
-        "rasters": [str(raster)],
-        "labels": str(real_data / "kampala" / "kampala_west_buildings.geojson"),
-        "class_field": "class",
-        "validation_area": {"bounds": [lon0, lat0, lon1, lat1], "crs": "EPSG:4326"},
-    }
-    train, val = layer_datasets(spec, 64)
-    built = train.dataset
-    assert built.held and val is not None and len(val)
-    assert not set(train.indices) & built.held  # nothing of the strip is trained on
-    assert set(val.indices) <= built.held  # the strip's chips do validate
-    no_area = {k: v for k, v in spec.items() if k != "validation_area"}
-    train_all, none = layer_datasets(no_area, 64)
-    assert none is None and not set(train_all.indices) & train_all.dataset.held
