@@ -1,7 +1,10 @@
 """The Coral MobileNetV2 conversion reproduces the TFLite interpreter (../shared/weights/coral).
 
 The float model built from the converted safetensors must give the TFLite model's top-1 on the
-Coral test images and logits that correlate with its (dequantised) pre-softmax logits.
+Coral test images and logits that correlate with its (dequantised) pre-softmax logits, and the
+`mobile` configuration starts from exactly those weights. Every test here needs the Coral
+weights and ai-edge-litert, so the module skips once, with one reason, without them; the
+tests that need neither are in test_mobile_config.py.
 """
 
 from __future__ import annotations
@@ -15,21 +18,27 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from saymap.engine.errors import CheckpointError
-from saymap.engine.model.mobilenet_v2 import MobileNetV2Classifier, tf_same_padding
+from saymap.engine.model import SaymapConfig, SaymapModel
+from saymap.engine.model.mobilenet_v2 import MobileNetV2Classifier
 from saymap.training import pretrained
+from saymap.training.recipe import recipe_from_dict
+from saymap.training.trainer import Trainer
+from tests.engine.test_mobile_config import _mobile_recipe
+from tests.training.painted import painted_samples
 
 CORAL = pretrained.coral_source().parent
 EXPECTED_TOP1 = {"cat.bmp": 286, "bird.bmp": 20}  # "Egyptian cat", "chickadee"
 
-needs_coral = pytest.mark.skipif(
-    not pretrained.coral_source().is_file(),
-    reason=f"Coral weights not found at {CORAL} (../shared is beside CI's clone only)",
-)
-needs_litert = pytest.mark.skipif(
-    importlib.util.find_spec("ai_edge_litert") is None,
-    reason="ai-edge-litert (the `convert` extra) is not installed; run `make setup`",
-)
+if not pretrained.coral_source().is_file():
+    pytest.skip(
+        f"Coral weights not found at {CORAL} (../shared is beside CI's clone only)",
+        allow_module_level=True,
+    )
+if importlib.util.find_spec("ai_edge_litert") is None:
+    pytest.skip(
+        "ai-edge-litert (the `convert` extra) is not installed; run `make setup`",
+        allow_module_level=True,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +76,6 @@ def _tflite_logits(pixels: np.ndarray) -> np.ndarray:
     return (interpreter.get_tensor(logits["index"])[0].astype(np.float32) - zero_point) * scale
 
 
-@needs_coral
-@needs_litert
 @pytest.mark.parametrize("image", sorted(EXPECTED_TOP1))
 def test_converted_float_model_matches_the_tflite_interpreter(converted: Path, image: str) -> None:
     model = MobileNetV2Classifier().eval()
@@ -83,23 +90,50 @@ def test_converted_float_model_matches_the_tflite_interpreter(converted: Path, i
     assert np.corrcoef(ours, theirs)[0, 1] >= 0.99
 
 
-@needs_coral
-@needs_litert
 def test_conversion_runs_once_and_is_cached(converted: Path) -> None:
     before = converted.stat().st_mtime_ns
     assert pretrained.ensure_coral_mobilenet(converted.parent) == converted
     assert converted.stat().st_mtime_ns == before
 
 
-def test_missing_coral_weights_name_the_file(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setenv("SAYMAP_CORAL_DIR", str(tmp_path / "nowhere"))
-    with pytest.raises(CheckpointError, match=r"mobilenet_v2_1\.0_224_quant\.tflite"):
-        pretrained.ensure_coral_mobilenet(tmp_path / "cache")
+@pytest.fixture(scope="module")
+def coral_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Converted once per module, where SAYMAP_CACHE_DIR=<its parent> makes the trainer look."""
+    cache = tmp_path_factory.mktemp("cache") / "weights"
+    pretrained.ensure_coral_mobilenet(cache)
+    return cache
 
 
-def test_tf_same_padding_puts_the_odd_pixel_right_and_bottom() -> None:
-    x = torch.ones(1, 1, 4, 6)
-    padded = tf_same_padding(x, kernel=3, stride=2)  # total pad 1: (0 before, 1 after)
-    assert padded.shape == (1, 1, 5, 7)
-    assert padded[..., 0, :].sum() > 0 and padded[..., -1, :].sum() == 0
-    assert tf_same_padding(x, kernel=3, stride=1).shape == (1, 1, 6, 8)
+def test_converted_weights_fill_every_backbone_tensor(coral_cache: Path) -> None:
+    torch.manual_seed(0)
+    model = SaymapModel(SaymapConfig.named("mobile")).eval()
+    x = torch.rand(1, 3, 128, 128)
+    with torch.no_grad():
+        before = model.backbone.stage(3, _through(model, x, 3))
+    keys = pretrained.load_pretrained_backbone(model, coral_cache)
+    trunk = load_file(str(coral_cache / pretrained.CORAL_MOBILENET_FILE))
+    state = model.backbone.net.state_dict()
+    assert sorted(state) == keys and keys
+    for key, value in state.items():
+        assert torch.equal(value, trunk[f"features.{key}"]), key
+    with torch.no_grad():
+        after = model.backbone.stage(3, _through(model, x, 3))
+    assert not torch.allclose(before, after)
+
+
+def test_the_trainer_starts_mobile_from_the_coral_weights(
+    tmp_path: Path, coral_cache: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("SAYMAP_CACHE_DIR", str(coral_cache.parent))
+    assert pretrained.default_cache_dir() == coral_cache
+    trainer = Trainer(recipe_from_dict(_mobile_recipe()), tmp_path, painted_samples(2), None)
+    trunk = load_file(str(coral_cache / pretrained.CORAL_MOBILENET_FILE))
+    for key, value in trainer.model.backbone.net.state_dict().items():
+        assert torch.equal(value, trunk[f"features.{key}"]), key
+
+
+def _through(model: SaymapModel, x: torch.Tensor, stages: int) -> torch.Tensor:
+    x = model.backbone.stem(x)
+    for i in range(stages):
+        x = model.backbone.stage(i, x)
+    return x

@@ -1,41 +1,28 @@
 """The `mobile` configuration: MobileNetV2 stages under the fusion and decoder, Coral weights
-loaded for training only, and the backbone's own learning rate."""
+loaded for training only, and the backbone's own learning rate. The tests that need the Coral
+weights themselves are in test_coral_mobilenet.py."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from saymap.engine.errors import CheckpointError
 from saymap.engine.model import SaymapConfig, SaymapModel, load_model, save_model
 from saymap.engine.model.configuration import CORAL_MOBILENET_V2
+from saymap.engine.model.mobilenet_v2 import tf_same_padding
 from saymap.training import pretrained
 from saymap.training.recipe import recipe_from_dict
 from saymap.training.trainer import Trainer
 from tests.training.painted import painted_samples
-
-needs_coral = pytest.mark.skipif(
-    not pretrained.coral_source().is_file() or importlib.util.find_spec("ai_edge_litert") is None,
-    reason=f"needs {pretrained.coral_source()} and ai-edge-litert (`make setup`) to convert",
-)
 
 
 @pytest.fixture(scope="module")
 def mobile() -> SaymapModel:
     torch.manual_seed(0)
     return SaymapModel(SaymapConfig.named("mobile")).eval()
-
-
-@pytest.fixture(scope="module")
-def coral_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Converted once per module, where SAYMAP_CACHE_DIR=<its parent> makes the trainer look."""
-    cache = tmp_path_factory.mktemp("cache") / "weights"
-    pretrained.ensure_coral_mobilenet(cache)
-    return cache
 
 
 def test_mobile_builds_without_the_coral_file(tmp_path: Path, monkeypatch) -> None:
@@ -84,31 +71,6 @@ def test_mismatched_sizes_or_pretrained_source_are_refused() -> None:
         SaymapConfig.named("tiny", backbone_pretrained=CORAL_MOBILENET_V2)
 
 
-@needs_coral
-def test_converted_weights_fill_every_backbone_tensor(coral_cache: Path) -> None:
-    torch.manual_seed(0)
-    model = SaymapModel(SaymapConfig.named("mobile")).eval()
-    x = torch.rand(1, 3, 128, 128)
-    with torch.no_grad():
-        before = model.backbone.stage(3, _through(model, x, 3))
-    keys = pretrained.load_pretrained_backbone(model, coral_cache)
-    trunk = load_file(str(coral_cache / pretrained.CORAL_MOBILENET_FILE))
-    state = model.backbone.net.state_dict()
-    assert sorted(state) == keys and keys
-    for key, value in state.items():
-        assert torch.equal(value, trunk[f"features.{key}"]), key
-    with torch.no_grad():
-        after = model.backbone.stage(3, _through(model, x, 3))
-    assert not torch.allclose(before, after)
-
-
-def _through(model: SaymapModel, x: torch.Tensor, stages: int) -> torch.Tensor:
-    x = model.backbone.stem(x)
-    for i in range(stages):
-        x = model.backbone.stage(i, x)
-    return x
-
-
 def _mobile_recipe(**overrides) -> dict:
     return {
         "model": {"config": "mobile", "overrides": overrides},
@@ -131,13 +93,15 @@ def test_the_backbone_trains_at_its_own_learning_rate(tmp_path: Path) -> None:
     assert backbone["lr"] == pytest.approx(recipe.optim.lr / 2 * 0.1)
 
 
-@needs_coral
-def test_the_trainer_starts_mobile_from_the_coral_weights(
-    tmp_path: Path, coral_cache: Path, monkeypatch
-) -> None:
-    monkeypatch.setenv("SAYMAP_CACHE_DIR", str(coral_cache.parent))
-    assert pretrained.default_cache_dir() == coral_cache
-    trainer = Trainer(recipe_from_dict(_mobile_recipe()), tmp_path, painted_samples(2), None)
-    trunk = load_file(str(coral_cache / pretrained.CORAL_MOBILENET_FILE))
-    for key, value in trainer.model.backbone.net.state_dict().items():
-        assert torch.equal(value, trunk[f"features.{key}"]), key
+def test_missing_coral_weights_name_the_file(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("SAYMAP_CORAL_DIR", str(tmp_path / "nowhere"))
+    with pytest.raises(CheckpointError, match=r"mobilenet_v2_1\.0_224_quant\.tflite"):
+        pretrained.ensure_coral_mobilenet(tmp_path / "cache")
+
+
+def test_tf_same_padding_puts_the_odd_pixel_right_and_bottom() -> None:
+    x = torch.ones(1, 1, 4, 6)
+    padded = tf_same_padding(x, kernel=3, stride=2)  # total pad 1: (0 before, 1 after)
+    assert padded.shape == (1, 1, 5, 7)
+    assert padded[..., 0, :].sum() > 0 and padded[..., -1, :].sum() == 0
+    assert tf_same_padding(x, kernel=3, stride=1).shape == (1, 1, 6, 8)
