@@ -16,6 +16,7 @@ import pytest
 import rasterio
 from rasterio.crs import CRS
 
+from tests.engine import generated
 from tests.engine.server_harness import (
     ROOT,
     TEST_MODEL,
@@ -48,8 +49,15 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
 
 
 @pytest.fixture(scope="module")
-def hro(real_data: Path) -> Path:
-    return next((real_data / "hro_colorado").glob("*.tif"))
+def hro(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small 8-bit RGB raster on UTM, standing in for hro_colorado (232 x 383 px, UTM)."""
+    return generated.rgb(tmp_path_factory.mktemp("hro") / "hro.tif", "utm", size=320)
+
+
+@pytest.fixture(scope="module")
+def kampala(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2048 px kampala look-alike: big enough that a job at tile 256 runs a while."""
+    return generated.buildings(tmp_path_factory.mktemp("kampala"))[0]
 
 
 def test_port_file_and_token(engine: Engine) -> None:
@@ -100,9 +108,8 @@ def test_models_lists_the_registered_model_and_sets_the_active_one(engine: Engin
         assert again.json()["active"] == TEST_MODEL
 
 
-@pytest.mark.real_data
 @pytest.mark.slow
-def test_segment_job_on_a_real_raster_writes_a_geopackage_in_its_crs(
+def test_segment_job_writes_a_geopackage_in_its_crs(
     engine: Engine, hro: Path, tmp_path: Path
 ) -> None:
     output = tmp_path / "cars.gpkg"
@@ -131,7 +138,6 @@ def test_segment_job_on_a_real_raster_writes_a_geopackage_in_its_crs(
     assert any(m.startswith(f"{TEST_MODEL}@") for m in health["models_loaded"])  # kept warm
 
 
-@pytest.mark.real_data
 def test_a_second_client_sees_the_first_clients_job(
     engine: Engine, hro: Path, tmp_path: Path
 ) -> None:
@@ -151,7 +157,6 @@ def test_a_second_client_sees_the_first_clients_job(
         assert last["id"] == job["id"] and last["state"] == "done"
 
 
-@pytest.mark.real_data
 def test_refusals_are_4xx_sentences(engine: Engine, hro: Path, tmp_path: Path) -> None:
     existing = tmp_path / "taken.gpkg"
     existing.write_bytes(b"not yours to overwrite")
@@ -203,9 +208,8 @@ def test_refusals_are_4xx_sentences(engine: Engine, hro: Path, tmp_path: Path) -
 
 
 @pytest.mark.slow
-@pytest.mark.real_data
-def test_cancel_mid_job_leaves_no_file(engine: Engine, real_data: Path, tmp_path: Path) -> None:
-    raster = real_data / "kampala" / "kampala_west_rgb.tif"
+def test_cancel_mid_job_leaves_no_file(engine: Engine, kampala: Path, tmp_path: Path) -> None:
+    raster = kampala
     output = tmp_path / "roofs.gpkg"
     request = {"raster": str(raster), "prompts": ["red roof"], "output": str(output), "tile": 256}
     with engine.client() as client:
@@ -222,10 +226,9 @@ def test_cancel_mid_job_leaves_no_file(engine: Engine, real_data: Path, tmp_path
     assert leftovers(tmp_path, "roofs") == []
 
 
-@pytest.mark.real_data
 @pytest.mark.slow
-def test_a_queued_job_is_cancelled_at_once(engine: Engine, real_data: Path, tmp_path: Path) -> None:
-    raster = str(real_data / "kampala" / "kampala_west_rgb.tif")
+def test_a_queued_job_is_cancelled_at_once(engine: Engine, kampala: Path, tmp_path: Path) -> None:
+    raster = str(kampala)
     with engine.client() as client:
         first = client.post(
             "/v1/segment",
