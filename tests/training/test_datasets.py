@@ -16,6 +16,7 @@ import pyogrio.raw
 import pytest
 import rasterio
 import shapely
+from pyproj import Transformer
 from rasterio.transform import from_origin
 
 from saymap.engine.errors import DatasetError
@@ -25,6 +26,7 @@ from saymap.training.datasets import (
     build_layer_dataset,
     write_chips,
 )
+from tests.engine.generated import buildings
 
 # -- small fixtures ----------------------------------------------------------------------
 
@@ -305,3 +307,27 @@ def test_several_rasters_each_feature_from_the_one_it_lies_on(
     )
     with pytest.raises(DatasetError, match="overlaps any of the 2 rasters"):
         build_layer_dataset(halves, far, class_field="kind")
+
+
+def test_lonlat_geojson_without_crs_is_reprojected(tmp_path: Path) -> None:
+    """The generated twin of test_real_data.py's check on kampala: the same buildings in
+    lon/lat without a crs member give the masks their EPSG:3857 original gives."""
+    raster, labels = buildings(tmp_path / "kampala", size=512, per_side=4)
+    data = json.loads(labels.read_text())
+    to_lonlat = Transformer.from_crs("EPSG:3857", "EPSG:4326", always_xy=True)
+    for feature in data["features"]:
+        ring = feature["geometry"]["coordinates"][0]
+        feature["geometry"]["coordinates"][0] = [list(to_lonlat.transform(x, y)) for x, y in ring]
+    del data["crs"]
+    path = tmp_path / "lonlat.geojson"
+    path.write_text(json.dumps(data))
+    kwargs = dict(class_field="class", id_field="instance_id", chip_size=128)
+    a = build_layer_dataset([LayerSource(raster)], path, **kwargs)
+    b = build_layer_dataset([LayerSource(raster)], labels, **kwargs)
+    assert "lon/lat" in a.report.labels[0].crs_rule
+    assert "lon/lat" not in b.report.labels[0].crs_rule
+    assert len(a) == len(b) == 16  # one sample per building
+    for k in range(len(a)):
+        ma, mb = a[k].mask > 0, b[k].mask > 0
+        assert mb.sum() >= 64 * 64 // 2  # most of a 64 px building lies in its chip
+        assert (ma & mb).sum() / (ma | mb).sum() > 0.98
