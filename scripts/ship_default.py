@@ -52,6 +52,7 @@ def main() -> None:
             "data": [
                 "real, at least half of every batch, chips resampled to 0.3 m with scale "
                 "jitter and photometric augmentation: building footprints of kampala, "
+                "drawn ten times as often as a Dubai chip (data.source_repeat), "
                 "hot_zanzibar, hot_kathmandu, hot_nairobi and spacenet_atlanta ('all "
                 "buildings' group samples and sentences computed from the polygons); "
                 "dubai_landcover tiles 1-6 (building, road, water, vegetation) at its own "

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Rebuilds the shipped default model from its recipe (training/recipes/default.toml).
-# Needs ../shared (data/real and weights/coral) beside the project. About an hour on 2 CPU
-# cores (1,200 steps). Resumable: rerun after an interruption and it continues from
+# Needs ../shared (data/real and weights/coral) beside the project. About 40 minutes on 2 idle CPU
+# cores (2,000 steps). Resumable: rerun after an interruption and it continues from
 # out/default/run/state. RUN=DIR keeps the run elsewhere (e.g. outside the work tree).
 set -euo pipefail
 cd "$(dirname "$0")/.."
