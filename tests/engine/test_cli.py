@@ -19,7 +19,7 @@ import rasterio
 import shapely
 from pyproj import CRS
 
-from tests.engine.generated import int16_custom, with_white_nodata
+from tests.engine.generated import buildings, int16_custom, with_white_nodata
 
 NEON_BOUNDS = (404211.9, 3285102.9, 404251.9, 3285142.9)  # the generated look-alike's
 
@@ -331,11 +331,10 @@ def test_paths_in_the_engine_data_folder_are_refused(
 
 
 @pytest.mark.slow
-@pytest.mark.real_data
 def test_sigterm_removes_the_temporary_files_as_ctrl_c_does(
-    real_data: Path, work: Path, tmp_path: Path, tiny_checkpoint: Path
+    work: Path, tmp_path: Path, tiny_checkpoint: Path
 ) -> None:
-    raster = real_data / "kampala" / "kampala_west_rgb.tif"
+    raster, _ = buildings(tmp_path / "kampala")  # 2048 px, as kampala: 64 tiles of 256
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "SAYMAP_DATA_DIR": str(engine_data(tmp_path))}
     process = subprocess.Popen(
         [sys.executable, "-m", "saymap.engine.cli", "segment", str(raster), "roof", "-o",

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.engine import generated
 from tests.engine.server_harness import (
     ROOT,
     Engine,
@@ -78,20 +79,16 @@ def test_a_malformed_body_without_a_token_is_401_not_422(engine: Engine) -> None
 
 
 def test_a_recipe_path_to_any_toml_file_echoes_nothing_from_it(
-    engine: Engine, real_data: Path, tmp_path: Path
+    engine: Engine, tmp_path: Path
 ) -> None:
     secret = tmp_path / "settings.toml"
     secret.write_text('api_key_name = "hunter2"\n[database]\npassword_field = "s3cret"\n')
     nearly = tmp_path / "nearly.toml"
     nearly.write_text('[optim]\nsteps = 4\n[hidden_section]\nprivate_key_path = "x"\n')
-    kampala = real_data / "kampala"
-    dataset = {
-        "rasters": [str(kampala / "kampala_west_rgb.tif")],
-        "labels": str(kampala / "kampala_west_buildings.geojson"),
-        "class_field": "class",
-    }
+    raster, labels = generated.buildings(tmp_path / "kampala", size=512, per_side=4)
+    dataset = {"rasters": [str(raster)], "labels": str(labels), "class_field": "class"}
     with engine.client() as client:
-        for recipe in (str(secret), str(nearly), str(kampala / "kampala_west_buildings.geojson")):
+        for recipe in (str(secret), str(nearly), str(labels)):
             response = client.post(
                 "/v1/train", json={"name": "leak-test", "recipe": recipe, "dataset": dataset}
             )
@@ -143,9 +140,7 @@ def _mount_tmpfs(folder: Path, size: str) -> bool:
 
 
 @pytest.mark.slow
-def test_a_job_on_a_full_disk_says_so_and_where(
-    engine: Engine, real_data: Path, tmp_path: Path
-) -> None:
+def test_a_job_on_a_full_disk_says_so_and_where(engine: Engine, tmp_path: Path) -> None:
     """A real full filesystem (a 64 KiB tmpfs; needs root, skipped otherwise): the job fails
     saying the disk is full and which output, not "internal error ... please report it"."""
     small = tmp_path / "small-disk"
@@ -154,7 +149,7 @@ def test_a_job_on_a_full_disk_says_so_and_where(
     try:
         output = small / "trees.gpkg"
         request = {
-            "raster": str(real_data / "neon_osbs" / "OSBS_029.tif"),
+            "raster": str(generated.with_white_nodata(tmp_path / "osbs.tif")),
             "prompts": ["tree"],
             "output": str(output),
             "threshold": 0.01,

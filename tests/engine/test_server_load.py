@@ -9,20 +9,19 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
+from tests.engine import generated
 from tests.engine.server_harness import ROOT, tiny_model_folder
 
 
 @pytest.mark.slow
-@pytest.mark.real_data
 def test_ten_clients_for_five_seconds_see_no_error(
-    real_data: Path, tmp_path_factory: pytest.TempPathFactory
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     model = tiny_model_folder(tmp_path_factory.mktemp("model"))
-    raster = real_data / "kampala" / "kampala_west_rgb.tif"
+    raster, _ = generated.buildings(tmp_path_factory.mktemp("kampala"))  # 2048 px, as kampala
     run = subprocess.run(
         [
             sys.executable,

@@ -6,10 +6,10 @@ from __future__ import annotations
 import os
 import signal
 import time
-from pathlib import Path
 
 import pytest
 
+from tests.engine import generated
 from tests.engine.server_harness import (
     Engine,
     install_model,
@@ -21,14 +21,12 @@ from tests.engine.server_harness import (
 
 
 @pytest.mark.slow
-@pytest.mark.real_data
-def test_kill_9_mid_job_then_restart(
-    real_data: Path, tmp_path_factory: pytest.TempPathFactory
-) -> None:
+def test_kill_9_mid_job_then_restart(tmp_path_factory: pytest.TempPathFactory) -> None:
     data_dir = tmp_path_factory.mktemp("engine-data")
     out_dir = tmp_path_factory.mktemp("out")
     install_model(data_dir, tiny_model_folder(tmp_path_factory.mktemp("model")))
-    kampala = real_data / "kampala" / "kampala_west_rgb.tif"
+    rasters = tmp_path_factory.mktemp("rasters")
+    kampala, _ = generated.buildings(rasters / "kampala")  # 2048 px: still running when killed
     output = out_dir / "roofs.gpkg"
     # A file of the user's that only looks like ours: older than the job, it must survive.
     bystander = out_dir / "roofs.gpkg-notes.txt"
@@ -73,7 +71,7 @@ def test_kill_9_mid_job_then_restart(
             assert bystander.read_text() == "newer notes"
             assert output.read_bytes() == b"the user's own GeoPackage"
 
-            hro = next((real_data / "hro_colorado").glob("*.tif"))
+            hro = generated.rgb(rasters / "hro.tif", "utm", size=320)  # small, as hro_colorado
             nxt = (
                 client.post(
                     "/v1/segment",

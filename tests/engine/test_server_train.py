@@ -1,4 +1,4 @@
-"""POST /v1/train over HTTP: real rasters and labels → a trained, registered, usable model."""
+"""POST /v1/train over HTTP: a raster and labels → a trained, registered, usable model."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.engine import generated
 from tests.engine.server_harness import (
     TEST_MODEL,
     Engine,
@@ -38,11 +39,13 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
 
 
 @pytest.fixture(scope="module")
-def kampala(real_data: Path) -> dict:
-    folder = real_data / "kampala"
+def kampala(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A generated look-alike of kampala_west (2048 px web Mercator, 64 buildings, ids 5 and 8
+    in the east quarter), so the test runs without ../shared."""
+    raster, labels = generated.buildings(tmp_path_factory.mktemp("kampala"))
     return {
-        "rasters": [str(folder / "kampala_west_rgb.tif")],
-        "labels": str(folder / "kampala_west_buildings.geojson"),
+        "rasters": [str(raster)],
+        "labels": str(labels),
         "class_field": "class",
         "id_field": "instance_id",
         "sentences": [  # LRB-WREL's stage 1 needs a few full expressions
@@ -50,7 +53,7 @@ def kampala(real_data: Path) -> dict:
             {"feature_id": 5, "sentence": "the roof next to the dirt road"},
             {"feature_id": 8, "sentence": "the house with the metal roof"},
         ],
-        "validation": {"area": _east_quarter(folder / "kampala_west_rgb.tif")},
+        "validation": {"area": _east_quarter(raster)},
     }
 
 
@@ -68,7 +71,6 @@ def _east_quarter(raster: Path) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.real_data
 def test_a_train_job_registers_a_model_and_streams_metrics(
     engine: Engine, kampala: dict, tmp_path: Path
 ) -> None:
