@@ -55,7 +55,8 @@ trained = {records[train.indices[i]].sample_id for i in pools.full}
 validated = {records[k].sample_id for k in val.indices} if val is not None else set()
 fates = []
 for item in range(1, len(request["dataset"]["sentences"]) + 1):
-    ids = [r.sample_id for r in records if r.sample_id.endswith(f"/sentence{item}")]
+    ends = (f"/sentence{item}", f"/geometry{item}/sentence")  # tied to ids / drawn shapes
+    ids = [r.sample_id for r in records if r.sample_id.endswith(ends)]
     fates.append("train" if ids[0] in trained else "validation" if ids[0] in validated else "other")
 print(json.dumps(fates))
 """
