@@ -34,7 +34,8 @@ from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
 from saymap.engine.errors import CRSError, DatasetError
-from saymap.engine.raster import RasterSpec, crs_label
+from saymap.engine.raster import RasterSpec
+from saymap.engine.raster_info import crs_label
 
 LONLAT = "OGC:CRS84"
 

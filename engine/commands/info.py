@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from saymap.engine.raster import describe
+from saymap.engine.raster_info import describe
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -12,7 +12,8 @@ from affine import Affine
 from rasterio.windows import Window
 
 from saymap.engine.errors import BandError, CRSError, RasterReadError
-from saymap.engine.raster import WindowReader, describe, open_raster, to_uint8
+from saymap.engine.raster import WindowReader, open_raster, to_uint8
+from saymap.engine.raster_info import describe
 from tests.engine.generated import (
     GRIDS,
     float64_four_bands,

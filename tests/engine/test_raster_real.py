@@ -13,12 +13,12 @@ from rasterio.windows import Window
 from saymap.engine.errors import BandError, CRSError, RasterReadError
 from saymap.engine.raster import (
     WindowReader,
-    describe,
     invalid_pixels,
     open_raster,
     parse_bands,
     to_uint8,
 )
+from saymap.engine.raster_info import describe
 from tests.conftest import skip_module_without_real_data
 
 skip_module_without_real_data(
