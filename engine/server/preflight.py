@@ -171,15 +171,8 @@ def check_train(request: TrainRequest) -> dict[str, Any]:
             status.HTTP_409_CONFLICT,
             f"a model named {request.name!r} is already registered; choose another name",
         )
-    if request.base_model is not None:
-        resolve_model(request.base_model)
-    for raster in request.dataset.rasters:
-        check_outside_data_dir(raster, "training raster")
-        check_input_file(raster, "training raster")
-    check_outside_data_dir(request.dataset.labels, "labels file")
-    check_input_file(request.dataset.labels, "labels file")
+    _check_train_inputs(request)
     check_device(request.device)
-    check_validation_area(request)
     try:
         load_recipe(request)
     except (SaymapError, OSError, ValueError, TypeError) as exc:
@@ -190,6 +183,12 @@ def check_train(request: TrainRequest) -> dict[str, Any]:
 
 def check_train_preview(request: TrainPreviewRequest) -> TrainPreviewRequest:
     """A preview reads the same files as a train job: the same checks, less the name's."""
+    _check_train_inputs(request)
+    return request
+
+
+def _check_train_inputs(request: TrainRequest | TrainPreviewRequest) -> None:
+    """What a train job and its preview both read: base model, rasters, labels, area."""
     if request.base_model is not None:
         resolve_model(request.base_model)
     for raster in request.dataset.rasters:
@@ -198,4 +197,3 @@ def check_train_preview(request: TrainPreviewRequest) -> TrainPreviewRequest:
     check_outside_data_dir(request.dataset.labels, "labels file")
     check_input_file(request.dataset.labels, "labels file")
     check_validation_area(request)
-    return request

@@ -308,18 +308,22 @@ class TrainDataset(_Strict):
     validation: TrainValidation | None = None
 
 
+# A shipped recipe's name, a recipe file's absolute path, or the recipe's tables inline.
+RecipeSpec = (
+    Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=4096),
+        AfterValidator(_plain_text),
+        _pattern(PLAIN_PATTERN),
+    ]
+    | dict[str, Any]
+)
+
+
 class TrainRequest(_Strict):
     name: ModelName = Field(description="the new model's name; must not be registered yet")
     base_model: ModelName | None = None
-    recipe: (
-        Annotated[
-            str,
-            StringConstraints(min_length=1, max_length=4096),
-            AfterValidator(_plain_text),
-            _pattern(PLAIN_PATTERN),
-        ]
-        | dict[str, Any]
-    ) = Field(
+    recipe: RecipeSpec = Field(
         description="a shipped recipe's name, the absolute path of a recipe file, or the "
         "recipe's tables as an object"
     )
@@ -331,15 +335,7 @@ class TrainPreviewRequest(_Strict):
     """A train request's data and recipe, to see what it would train and validate on."""
 
     base_model: ModelName | None = None
-    recipe: (
-        Annotated[
-            str,
-            StringConstraints(min_length=1, max_length=4096),
-            AfterValidator(_plain_text),
-            _pattern(PLAIN_PATTERN),
-        ]
-        | dict[str, Any]
-    ) = Field(
+    recipe: RecipeSpec = Field(
         description="a shipped recipe's name, the absolute path of a recipe file, or the "
         "recipe's tables as an object"
     )
