@@ -45,7 +45,8 @@ class DataSection:
     real_share_per_batch: float | None = None  # at least this share of each batch is real
     dubai: str | None = None  # the dubai_landcover folder (its held-out tile is skipped)
     # Each sample of these sources ("layer", "dubai", "synthetic", …) enters the batch draw this
-    # many times, so a small source is not drowned by a large one on the same side of the mix.
+    # many times, so a small source is not drowned by a large one on the same side of the mix;
+    # "source/class" (e.g. "dubai/water") repeats one class of a source, and wins over "source".
     source_repeat: dict[str, int] = field(default_factory=dict)
     full_ratio: float = 1.0  # share of targets that keep their full expression (WREL)
     max_train_samples: int | None = None

@@ -38,11 +38,13 @@ def split_pools(
     source_repeat: Mapping[str, int] | None = None,
 ) -> Pools:
     """Keep `full_ratio` of the full expressions (the WREL setting); every weak one stays.
-    A sample whose source is in `source_repeat` enters its pool that many times."""
+    A sample enters its pool `source_repeat["source/class"]` times (e.g. "dubai/water"), else
+    `source_repeat["source"]` times, else once."""
     full, weak, weak_names, real = [], [], [], []
     for i in range(len(dataset)):
         sample = sample_meta(dataset, i)  # no pixels read
-        times = (source_repeat or {}).get(sample.source, 1)
+        repeat = source_repeat or {}
+        times = repeat.get(f"{sample.source}/{sample.class_name}", repeat.get(sample.source, 1))
         if sample.source != "synthetic":
             real.append(i)
         if sample.kind == "full":

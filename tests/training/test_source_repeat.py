@@ -40,3 +40,17 @@ def test_repeated_source_fills_its_share_of_the_draws() -> None:
 def test_bad_repeat_is_refused() -> None:
     with pytest.raises(RecipeError, match="source_repeat"):
         recipe_from_dict({"data": {"source_repeat": {"layer": 0}}})
+
+
+def test_source_and_class_key_repeats_one_class_only() -> None:
+    samples = [dataclasses.replace(s, source="dubai") for s in painted_samples(12, seed=2)]
+    data = SampleList(samples)
+    weak = [s for s in samples if s.kind == "weak"]
+    target = weak[0].class_name
+    plain = split_pools(data, 1.0, seed=0, source_repeat={"dubai": 2})
+    by_class = split_pools(data, 1.0, seed=0, source_repeat={"dubai": 2, f"dubai/{target}": 5})
+    n_target = sum(s.class_name == target for s in weak)
+    assert len(by_class.weak) - len(plain.weak) == 3 * n_target
+    names = [by_class.classes[k] for k in by_class.weak_class]
+    assert names.count(target) == 5 * n_target
+    assert len(names) - names.count(target) == 2 * (len(weak) - n_target)
