@@ -5,6 +5,10 @@ encoded once; tiles go through the model in batches; overlapping logits are blen
 weight window one band of tile rows at a time and streamed as probabilities to a tiled,
 compressed GeoTIFF, which vectorisation then reads back by windows. Memory stays flat with
 raster size. Cancelling (between batches) leaves neither the output nor temporary files.
+
+`run_plan` is one raster into one layer. A collection (engine/collection_job.py) runs the
+same pieces per unit: `ready_model` once, `write_probabilities` per unit, and
+`vectorize_to_geopackage` once per group of adjacent rasters.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from saymap.engine.device import autocast_for, choose_device
 from saymap.engine.errors import Cancelled, OptionError
 from saymap.engine.heap import keep_heap, trim_heap
 from saymap.engine.model.outputs import SegmentationOutput, TextFeatures
-from saymap.engine.output import GeoPackageWriter, check_output_path
+from saymap.engine.output import LAYER, GeoPackageWriter, check_output_path
 from saymap.engine.plan import ModelFacts, SegmentOptions, SegmentPlan, plan_segment
 from saymap.engine.prefetch import TileData, prefetched_tiles
 from saymap.engine.prompt import token_warnings
@@ -95,6 +99,11 @@ class SegmentResult:
     working_gsd_m: float | None = None  # metres per pixel of the grid segmented on
     resolution_note: str = ""  # what was done about resolution, in one line
     model_prompts: tuple[str, ...] = ()  # what the model read ("building" → "all buildings")
+    layers: dict[str, str] = field(default_factory=dict)  # prompt → GeoPackage layer
+    rasters: tuple[str, ...] = ()  # the input rasters, in order
+    units: int = 1  # resumable shares of work (a raster, or a block of a huge one)
+    units_resumed: int = 0  # of those, done by an earlier run of the same job
+    out_crs: str = ""  # the GeoPackage's CRS ("EPSG:32633", or WKT without a code)
 
     @property
     def tiles_per_second(self) -> float:
@@ -265,6 +274,75 @@ def _report(
         raise Cancelled("segmentation cancelled")
 
 
+@dataclass(frozen=True)
+class ReadyModel:
+    """A model on its device with every prompt encoded once, for any number of runs."""
+
+    model: Segmenter
+    device: torch.device
+    device_reason: str
+    texts: list[TextFeatures]
+    model_prompts: tuple[str, ...]
+    warnings: tuple[str, ...]  # about the prompts (interpretation, token limit)
+
+
+def ready_model(model: Segmenter, plan: SegmentPlan) -> ReadyModel:
+    """Check the plan's tiles against the network's stride, move the model to the plan's
+    device and encode its prompts (as the card reads them unless the plan is literal)."""
+    stride = int(model.config.stride)
+    if plan.grid.size % stride:
+        raise OptionError(
+            f"tile size {plan.grid.size} is not a multiple of the model stride {stride}"
+        )
+    device, reason = choose_device(plan.options.device)
+    if isinstance(model, torch.nn.Module):
+        model.to(device).eval()
+    log.info("device: %s (%s)", device, reason)
+    card = None if plan.options.literal else plan.model.card
+    readings = interpret_prompts(list(plan.prompts), card)
+    model_prompts = [r.text for r in readings]
+    warnings = [r.warning for r in readings if r.warning]
+    warnings += token_warnings(model, model_prompts)
+    texts = [model.encode_text([text]).to(device) for text in model_prompts]  # once per prompt
+    return ReadyModel(model, device, reason, texts, tuple(model_prompts), tuple(warnings))
+
+
+def write_probabilities(
+    plan: SegmentPlan,
+    ready: ReadyModel,
+    path: Path,
+    progress: Progress | None,
+    cancel: threading.Event | None,
+    times: StageTimes,
+) -> int:
+    """The plan's region → a probability GeoTIFF at `path` (one band per prompt); returns
+    how many tiles ran the model."""
+    keep_heap()  # activations reused in place, not faulted in again every tile
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):
+        return _infer_probabilities(
+            ready.model, plan.spec, plan.region, plan.grid, ready.texts, path, ready.device,
+            plan.options, progress, cancel, times,
+        )  # fmt: skip
+
+
+def temporary_probabilities(output: Path) -> Path:
+    """A hidden, unique probability GeoTIFF name beside the output (same filesystem)."""
+    handle, name = tempfile.mkstemp(
+        prefix=f".{output.stem}.", suffix=".probabilities.tif", dir=output.parent
+    )
+    os.close(handle)
+    return Path(name)
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def crs_label(crs_wkt: str) -> str:
+    """ "EPSG:32633" where the CRS has a code, else its WKT."""
+    return rasterio.crs.CRS.from_wkt(crs_wkt).to_string()
+
+
 def segment_raster(
     raster_path: str | os.PathLike[str],
     prompts: Sequence[str],
@@ -289,66 +367,43 @@ def run_plan(
     cancel: threading.Event | None = None,
 ) -> SegmentResult:
     """Run a checked plan (see plan.py) with `model`, the one it was planned for; its inputs
-    are not checked again, only that its tiles suit the network's stride."""
+    are not checked again, only that its tiles suit the network's stride. Every prompt's
+    polygons go to the one layer "saymap"."""
     started = time.perf_counter() - plan.seconds
     options, spec, region, grid = plan.options, plan.spec, plan.region, plan.grid
-    prompts, resolution, card = list(plan.prompts), plan.resolution, plan.model.card
+    prompts, resolution = list(plan.prompts), plan.resolution
     output = check_output_path(output_path, options.overwrite)
-    tile_size = grid.size
-    stride = int(model.config.stride)
-    if tile_size % stride:
-        raise OptionError(f"tile size {tile_size} is not a multiple of the model stride {stride}")
-
-    device, reason = choose_device(options.device)
-    if isinstance(model, torch.nn.Module):
-        model.to(device).eval()
-    log.info("device: %s (%s)", device, reason)
-    readings = interpret_prompts(prompts, None if options.literal else card)
-    model_prompts = [r.text for r in readings]
-    warnings = [w for w in (resolution.warning, *(r.warning for r in readings)) if w]
-    warnings += token_warnings(model, model_prompts)
-    texts = [model.encode_text([text]).to(device) for text in model_prompts]  # once per prompt
-
-    keep_heap()  # activations reused in place, not faulted in again every tile
+    ready = ready_model(model, plan)
+    warnings = [w for w in (resolution.warning, *ready.warnings) if w]
     run_id = uuid.uuid4().hex
     times = StageTimes()
     common = {
         "model": plan.model.name,  # the registered name, not the configuration ("mobile")
         "run_id": run_id,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "created_at": now_iso(),
         "source": os.path.abspath(plan.raster_path),
     }
     keep = options.probabilities_path is not None
-    if keep:
-        probabilities_path = Path(options.probabilities_path)  # type: ignore[arg-type]
-    else:
-        handle, name = tempfile.mkstemp(
-            prefix=f".{output.stem}.", suffix=".probabilities.tif", dir=output.parent
-        )
-        os.close(handle)
-        probabilities_path = Path(name)
+    probabilities_path = (
+        Path(options.probabilities_path)  # type: ignore[arg-type]
+        if keep
+        else temporary_probabilities(output)
+    )
+    crs_wkt = spec.crs.to_wkt()
     try:
-        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):
-            ran = _infer_probabilities(
-                model, spec, region, grid, texts, probabilities_path, device, options,
-                progress, cancel, times,
+        ran = write_probabilities(plan, ready, probabilities_path, progress, cancel, times)
+        if progress is not None:
+            progress(len(grid), len(grid), "vectorising")
+        with (
+            rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES),
+            times.measure("vectorise"),
+            GeoPackageWriter(output, crs_wkt, options.overwrite) as writer,
+        ):
+            counts = vectorize_to_geopackage(
+                probabilities_path, writer, prompts, crs_wkt, options.vectorize_options(),
+                common, cancel,
             )  # fmt: skip
-            if progress is not None:
-                progress(len(grid), len(grid), "vectorising")
-            with (
-                times.measure("vectorise"),
-                GeoPackageWriter(output, spec.crs.to_wkt(), options.overwrite) as writer,
-            ):
-                counts = vectorize_to_geopackage(
-                    probabilities_path,
-                    writer,
-                    prompts,
-                    spec.crs.to_wkt(),
-                    options.vectorize_options(),
-                    common,
-                    cancel,
-                )
-                total = writer.commit()
+            total = writer.commit()
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.remove(probabilities_path)
@@ -365,10 +420,10 @@ def run_plan(
         features_per_prompt=counts,
         tiles=len(grid),
         tiles_run=ran,
-        tile_size=tile_size,
+        tile_size=grid.size,
         overlap=options.overlap,
-        device=str(device),
-        device_reason=reason,
+        device=str(ready.device),
+        device_reason=ready.device_reason,
         seconds=time.perf_counter() - started,
         window=(int(window.col_off), int(window.row_off), int(window.width), int(window.height)),
         probabilities_path=str(probabilities_path) if keep else None,
@@ -377,5 +432,8 @@ def run_plan(
         native_gsd_m=resolution.native_m,
         working_gsd_m=resolution.working_m,
         resolution_note=resolution.note,
-        model_prompts=tuple(model_prompts),
+        model_prompts=ready.model_prompts,
+        layers=dict.fromkeys(prompts, LAYER),
+        rasters=(os.path.abspath(plan.raster_path),),
+        out_crs=crs_label(crs_wkt),
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -21,7 +22,7 @@ from shapely.geometry.base import BaseGeometry
 
 from saymap.engine.errors import OutputError
 
-LAYER = "saymap"
+LAYER = "saymap"  # the one layer of a one-prompt run; several prompts get one each
 GEOMETRY_TYPE = "Polygon"  # each feature is one connected object
 FIELDS = ("prompt", "score", "area_m2", "model", "run_id", "created_at", "source")
 _FLOAT_FIELDS = {"score", "area_m2"}
@@ -80,6 +81,22 @@ def check_distinct(paths: dict[str, str | os.PathLike[str] | None]) -> None:
                 )
 
 
+def layer_names(prompts: Sequence[str]) -> dict[str, str]:
+    """prompt → layer: "saymap" for one prompt (what every one-prompt user already has),
+    else "saymap_<slug>" per prompt (lowercase, runs of other characters → "_"), made
+    unique with a number where two prompts slug alike."""
+    if len(prompts) == 1:
+        return {prompts[0]: LAYER}
+    names: dict[str, str] = {}
+    for prompt in prompts:
+        slug = re.sub(r"[^a-z0-9]+", "_", prompt.lower()).strip("_") or "prompt"
+        name, n = f"{LAYER}_{slug}", 2
+        while name in names.values():
+            name, n = f"{LAYER}_{slug}_{n}", n + 1
+        names[prompt] = name
+    return names
+
+
 def _remove(path: Path) -> None:
     for suffix in ("", *_SIDECARS):
         with contextlib.suppress(FileNotFoundError):
@@ -87,14 +104,23 @@ def _remove(path: Path) -> None:
 
 
 class GeoPackageWriter:
-    """Append batches of polygons and their fields; `commit()` moves the file into place."""
+    """Append batches of polygons and their fields to one or more layers; `commit()` moves
+    the file into place with every layer named in `layers` (empty ones too)."""
 
-    def __init__(self, path: str | os.PathLike[str], crs_wkt: str, overwrite: bool = False):
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        crs_wkt: str,
+        overwrite: bool = False,
+        layers: Sequence[str] = (LAYER,),
+    ):
         self.path = check_output_path(path, overwrite)
         self.crs_wkt = crs_wkt
         self.overwrite = overwrite
+        self.layers = tuple(dict.fromkeys(layers))
         self.count = 0
-        self._created = False
+        self.counts = dict.fromkeys(self.layers, 0)  # features per layer
+        self._created: set[str] = set()
         self._temp = self.path.with_name(f".{self.path.stem}.{uuid.uuid4().hex[:12]}.tmp.gpkg")
 
     def __enter__(self) -> GeoPackageWriter:
@@ -103,12 +129,16 @@ class GeoPackageWriter:
     def __exit__(self, exc_type: object, *rest: object) -> None:
         _remove(self._temp)  # after commit() it is gone already; on error nothing is left
 
-    def write(self, geometries: Sequence[BaseGeometry], fields: dict[str, Sequence]) -> None:
+    def write(
+        self, geometries: Sequence[BaseGeometry], fields: dict[str, Sequence], layer: str = LAYER
+    ) -> None:
         """One batch: polygons in the output CRS and one array per name in FIELDS."""
         missing = [name for name in FIELDS if name not in fields]
         if missing:
             raise ValueError(f"fields missing from the batch: {missing}")
-        if len(geometries) == 0 and self._created:
+        if layer not in self.counts:
+            raise ValueError(f"layer {layer!r} is not one of this writer's {self.layers}")
+        if len(geometries) == 0 and layer in self._created:
             return
         data = [
             np.asarray(fields[name], dtype=np.float64 if name in _FLOAT_FIELDS else object)
@@ -122,19 +152,21 @@ class GeoPackageWriter:
                 fields=list(FIELDS),
                 crs=self.crs_wkt,
                 driver="GPKG",
-                layer=LAYER,
+                layer=layer,
                 geometry_type=GEOMETRY_TYPE,
-                append=self._created,
+                append=layer in self._created,
             )
         except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, OSError) as exc:
             raise OutputError(f"cannot write {self.path}: {exc}") from exc
-        self._created = True
+        self._created.add(layer)
         self.count += len(geometries)
+        self.counts[layer] += len(geometries)
 
     def commit(self) -> int:
-        """Put the finished file at its path (an empty layer if nothing was written)."""
-        if not self._created:
-            self.write([], {name: [] for name in FIELDS})
+        """Put the finished file at its path (an empty layer for each with no feature)."""
+        for layer in self.layers:
+            if layer not in self._created:
+                self.write([], {name: [] for name in FIELDS}, layer)
         place(self._temp, self.path, self.overwrite)
         return self.count
 

@@ -8,8 +8,9 @@ a merged object is released as soon as no later window row can touch it.
 
 from __future__ import annotations
 
+import functools
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,8 +28,10 @@ from shapely.geometry.polygon import orient
 
 from saymap.engine.errors import Cancelled
 from saymap.engine.heap import trim_heap
-from saymap.engine.output import GeoPackageWriter
+from saymap.engine.output import LAYER, GeoPackageWriter
 
+# Map-coordinate polygons → the `source` field of each (the raster whose area holds it).
+SourceOf = Callable[[np.ndarray], Sequence[str]]
 FEATURE_BATCH = 2000  # features appended to the GeoPackage at a time
 
 
@@ -231,6 +234,38 @@ def area_m2(geometries: Sequence[BaseGeometry], crs_wkt: str) -> np.ndarray:
     return areas
 
 
+def reproject(geometries: np.ndarray, src_wkt: str, dst_wkt: str) -> np.ndarray:
+    """Polygons from one CRS to another, vertex by vertex (edges of a few pixels bend too
+    little to matter); any made invalid by the warp are repaired."""
+    src, dst = ProjCRS.from_wkt(src_wkt), ProjCRS.from_wkt(dst_wkt)
+    if src == dst or len(geometries) == 0:
+        return geometries
+    transformer = Transformer.from_crs(src, dst, always_xy=True)
+
+    def project(coords: np.ndarray) -> np.ndarray:
+        x, y = transformer.transform(coords[:, 0], coords[:, 1])
+        return np.column_stack([x, y])
+
+    moved = shapely.transform(np.asarray(geometries, dtype=object), project)
+    bad = ~shapely.is_valid(moved)
+    if bad.any():
+        moved[bad] = shapely.make_valid(moved[bad])
+    return moved
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where a probability raster's polygons go beyond one layer in its own CRS: one layer
+    per prompt, a `source` per polygon, and another output CRS."""
+
+    layers: dict[str, str] | None = None  # prompt → layer (None: all in "saymap")
+    source_of: SourceOf | None = None  # None: `common["source"]` for every polygon
+    out_crs_wkt: str | None = None  # None: the probabilities' CRS
+
+    def layer(self, prompt: str) -> str:
+        return (self.layers or {}).get(prompt, LAYER)
+
+
 def _write_batch(
     writer: GeoPackageWriter,
     polygons: list[BaseGeometry],
@@ -238,17 +273,18 @@ def _write_batch(
     transform: Affine,
     crs_wkt: str,
     fields: dict[str, str],
+    destination: Destination,
+    layer: str,
 ) -> int:
     geometries = to_map(polygons, transform)
     size = len(geometries)
-    writer.write(
-        geometries,
-        {
-            "score": scores,
-            "area_m2": area_m2(geometries, crs_wkt),
-            **{key: [value] * size for key, value in fields.items()},
-        },
-    )
+    values: dict[str, Sequence] = {key: [value] * size for key, value in fields.items()}
+    if destination.source_of is not None:
+        values["source"] = list(destination.source_of(geometries))
+    areas = area_m2(geometries, crs_wkt)  # on the grid segmented, before any reprojection
+    if destination.out_crs_wkt is not None:
+        geometries = reproject(geometries, crs_wkt, destination.out_crs_wkt)
+    writer.write(geometries, {"score": scores, "area_m2": areas, **values}, layer)
     return size
 
 
@@ -260,16 +296,26 @@ def vectorize_to_geopackage(
     options: VectorizeOptions,
     common: dict[str, str],
     cancel: threading.Event | None,
+    destination: Destination | None = None,
 ) -> dict[str, int]:
-    """Band i of the probability GeoTIFF holds prompts[i]: its polygons are appended to the
-    GeoPackage in batches (with `common` fields: model, run_id...); returns counts."""
+    """Band i of the probability raster holds prompts[i]: its polygons are appended to the
+    GeoPackage in batches (with `common` fields: model, run_id...); returns counts.
+    `destination` sends each prompt to its own layer, names each polygon's source, and
+    reprojects (a collection's groups in other CRSs)."""
+    destination = destination or Destination()
     counts: dict[str, int] = {}
     with rasterio.open(probabilities_path) as probabilities:
         for band, prompt in enumerate(prompts, start=1):
             fields = {"prompt": prompt, **common}
+            layer = destination.layer(prompt)
             counts[prompt] = 0
             polygons: list[BaseGeometry] = []
             scores: list[float] = []
+            flush = functools.partial(
+                _write_batch, writer, transform=probabilities.transform, crs_wkt=crs_wkt,
+                fields=fields, destination=destination, layer=layer,
+            )  # fmt: skip
+
             for component in iter_components(
                 probabilities, band, options.threshold, options.window_size, cancel
             ):
@@ -277,12 +323,8 @@ def vectorize_to_geopackage(
                 polygons.extend(cleaned)
                 scores.extend([component.score] * len(cleaned))
                 if len(polygons) >= FEATURE_BATCH:
-                    counts[prompt] += _write_batch(
-                        writer, polygons, scores, probabilities.transform, crs_wkt, fields
-                    )
+                    counts[prompt] += flush(polygons, scores)
                     polygons, scores = [], []
             if polygons:
-                counts[prompt] += _write_batch(
-                    writer, polygons, scores, probabilities.transform, crs_wkt, fields
-                )
+                counts[prompt] += flush(polygons, scores)
     return counts
