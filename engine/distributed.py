@@ -9,6 +9,7 @@ on CPU (or when the device asked for is the CPU) they use gloo.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -65,6 +66,18 @@ def init_distributed(device: str = "auto", timeout: timedelta | None = None) -> 
     return info
 
 
-def barrier(info: DistInfo) -> None:
-    if info.enabled:
-        dist.barrier()
+def barrier(info: DistInfo, poll_s: float = 0.1) -> None:
+    """Wait for every rank. Polled from Python, so a signal (torchrun's SIGTERM when another
+    rank died, Ctrl-C) ends the wait at once instead of when the barrier times out."""
+    if not info.enabled:
+        return
+    work = dist.barrier(async_op=True)
+    while not work.is_completed():
+        time.sleep(poll_s)
+    work.wait()
+
+
+def finish_distributed() -> None:
+    """Leave the process group (a clean exit, without torch's warning about it)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()

@@ -1,8 +1,11 @@
-"""`saymap segment RASTER "PROMPT" -o OUT.gpkg`: a sentence in, polygons out.
+"""`saymap segment RASTER [RASTER ...] -p PROMPT [-p PROMPT ...] -o OUT.gpkg`: sentences in,
+polygons out, over one raster or a whole collection, in one resumable job.
 
-Every input is checked before the model loads (file, prompt, raster, CRS, bands, AOI,
-tiles, output: the request plan, engine/plan.py), so bad input fails in a moment with one
-line on stderr and writes nothing.
+Every input is checked before the model loads (files, prompts, rasters, CRSs, bands, AOI,
+tiles, output: the job plan, engine/collection_job.py), so bad input fails in a moment with
+one line on stderr and writes nothing. The model loads once for the whole collection. The
+old form `saymap segment RASTER "PROMPT" -o OUT.gpkg` still works. Under `torchrun` every
+rank runs the same command on its share; rank 0 alone shows progress and the summary.
 """
 
 from __future__ import annotations
@@ -10,7 +13,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import glob
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,30 +23,47 @@ from tqdm import tqdm
 
 from saymap.engine.aoi import parse_aoi
 from saymap.engine.commands.info import quiet_libraries
-from saymap.engine.errors import SaymapError, disk_full
-from saymap.engine.output import (
-    check_distinct,
-    check_output_path,
-    check_probabilities_path,
-    kept_probabilities,
-)
+from saymap.engine.errors import PromptError, SaymapError, disk_full
+from saymap.engine.output import check_distinct, check_probabilities_path, kept_probabilities
 from saymap.engine.paths import check_outside_data_dir
-from saymap.engine.plan import ModelFacts, SegmentOptions, SegmentPlan, plan_segment
+from saymap.engine.plan import ModelFacts, SegmentOptions
 from saymap.engine.raster import parse_bands
 from saymap.engine.registry import resolve_checkpoint
 
 DEFAULT_CHECKPOINT = "default"
+# How long a rank waits at a barrier for the slowest one (torchrun ends the job at once
+# when a rank dies, so this only bounds ranks that are alive but far behind).
+RANK_WAIT = timedelta(hours=24)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "segment",
-        help="segment a raster from a sentence into a GeoPackage of polygons",
-        description="Segment what PROMPT describes in RASTER; write polygons to a GeoPackage.",
+        help="segment rasters from sentences into a GeoPackage of polygons",
+        description="Segment what each PROMPT describes in the RASTERs; write their polygons "
+        "to one GeoPackage, one layer per prompt. A job interrupted is resumed by running it "
+        "again. Runs unchanged under torchrun --nproc-per-node N.",
     )
-    parser.add_argument("raster", help="a georeferenced raster (GeoTIFF or anything GDAL reads)")
-    parser.add_argument("prompt", help='what to map, e.g. "storage tank"')
+    parser.add_argument(
+        "rasters",
+        nargs="+",
+        metavar="RASTER",
+        help="georeferenced rasters: files (GeoTIFF, a VRT, anything GDAL reads), folders, "
+        "glob patterns or .txt/.lst lists of paths. Without -p the last one is the prompt "
+        '(the old form: RASTER "PROMPT")',
+    )
+    parser.add_argument(
+        "-p",
+        "--prompt",
+        action="append",
+        dest="prompts",
+        metavar="PROMPT",
+        help='what to map, e.g. "storage tank"; repeat for several (one layer each)',
+    )
     parser.add_argument("-o", "--output", required=True, help="the GeoPackage to write (.gpkg)")
+    parser.add_argument(
+        "--out-crs", help="CRS of the GeoPackage, e.g. EPSG:3857 (default: the first raster's)"
+    )
     parser.add_argument(
         "--checkpoint",
         default=DEFAULT_CHECKPOINT,
@@ -93,11 +115,33 @@ def aoi_file(text: str | None) -> str | None:
     return None
 
 
-def check_inputs(args: argparse.Namespace) -> tuple[SegmentPlan, Path]:
+def _names_files(text: str) -> bool:
+    try:
+        return Path(text).exists() or bool(glob.has_magic(text) and glob.glob(text))
+    except (OSError, ValueError):
+        return False
+
+
+def split_prompts(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """(raster inputs, prompts): the -p prompts, or (the old form, no -p) the last
+    positional when it names no file and is not the only one."""
+    inputs = list(args.rasters)
+    if args.prompts:
+        return inputs, list(args.prompts)
+    if len(inputs) >= 2 and not _names_files(inputs[-1]):
+        return inputs[:-1], [inputs[-1]]
+    raise PromptError('no prompt: say what to map with -p "PROMPT" (or RASTER "PROMPT")')
+
+
+def check_inputs(args: argparse.Namespace) -> tuple[Any, Path]:
     """Every check that needs no model weights, in the order a person would fix them;
-    returns the plan and the checkpoint folder to load."""
+    returns the job plan and the checkpoint folder to load."""
+    from saymap.engine.collection import expand_rasters
+    from saymap.engine.collection_job import plan_collection
+
+    inputs, prompts = split_prompts(args)
     files = {
-        "raster": args.raster,
+        **{f"raster {i + 1}" if len(inputs) > 1 else "raster": p for i, p in enumerate(inputs)},
         "AOI file": aoi_file(args.aoi),
         "output": args.output,
         "probabilities file": args.keep_probabilities,
@@ -107,7 +151,10 @@ def check_inputs(args: argparse.Namespace) -> tuple[SegmentPlan, Path]:
     for label, path in files.items():
         if path is not None:
             check_outside_data_dir(path, label)
-    check_distinct(files)
+    rasters = expand_rasters(inputs)
+    for path in rasters:
+        check_outside_data_dir(path, "raster")
+    check_distinct({**{f"raster {p}": p for p in rasters}, **files})
     options = SegmentOptions(
         tile=args.tile,
         overlap=args.overlap,
@@ -123,73 +170,129 @@ def check_inputs(args: argparse.Namespace) -> tuple[SegmentPlan, Path]:
         gsd=args.gsd,
         literal=args.literal,
     )
+    options.check()
     checkpoint = resolve_checkpoint(args.checkpoint)
     model = ModelFacts.from_folder(checkpoint, checkpoint.name)  # a name or a folder: its name
-    plan = plan_segment(args.raster, [args.prompt], options, model)
-    check_output_path(args.output, args.overwrite)
     if args.keep_probabilities is not None:
         check_probabilities_path(args.keep_probabilities, args.overwrite)
+    plan = plan_collection(rasters, prompts, options, model, args.output, out_crs=args.out_crs)
     return plan, checkpoint
 
 
-def _segment(args: argparse.Namespace, plan: SegmentPlan, model: Any) -> Any:
-    """run_plan with a progress bar. A kept probability GeoTIFF is written under a
+class _Bars:
+    """tqdm bars on stderr: overall tiles, and (several units) the current raster's."""
+
+    def __init__(self, plan: Any, disable: bool) -> None:
+        self.several = len(plan.units) > 1
+        self.overall = tqdm(total=None, unit="tile", file=sys.stderr, disable=disable or None,
+                            position=0, desc="segmenting")  # fmt: skip
+        self.unit = tqdm(total=None, unit="tile", file=sys.stderr, position=1, leave=False,
+                         disable=(disable or not self.several) or None)  # fmt: skip
+
+    def progress(self, done: int, total: int, message: str) -> None:
+        self.overall.total = total
+        self.overall.n = done
+        if message == "vectorising":
+            self.overall.set_description("vectorising")
+        elif self.several:
+            self.overall.set_description(message.partition(" (")[0])  # "raster 3 of 16"
+        self.overall.refresh()
+
+    def unit_progress(self, unit: Any, done: int, total: int) -> None:
+        self.unit.total = total
+        self.unit.n = done
+        self.unit.set_description(unit.label)
+        self.unit.refresh()
+
+    def close(self) -> None:
+        self.unit.close()
+        self.overall.close()
+
+
+def _segment(args: argparse.Namespace, plan: Any, model: Any, info: Any) -> Any:
+    """run_collection with progress bars. A kept probability GeoTIFF is written under a
     hidden name and moved into place at the end, like the GeoPackage: a failed run never
     truncates a file already at that path."""
-    from saymap.engine.infer import run_plan  # torch: only once the input is good
+    from saymap.engine.collection_job import run_collection  # torch: only once input is good
 
     options = plan.options
     keep = (
         kept_probabilities(options.probabilities_path, options.overwrite)
-        if options.probabilities_path is not None
+        if options.probabilities_path is not None and info.is_main
         else contextlib.nullcontext()
     )
-    with (
-        keep as probabilities_temp,
-        tqdm(total=None, unit="tile", file=sys.stderr, disable=args.no_progress or None) as bar,
-    ):
-        if probabilities_temp is not None:
-            options = dataclasses.replace(options, probabilities_path=str(probabilities_temp))
-            plan = dataclasses.replace(plan, options=options)
+    bars = _Bars(plan, args.no_progress or not info.is_main)
+    try:
+        with keep as probabilities_temp:
+            if probabilities_temp is not None:
+                options = dataclasses.replace(options, probabilities_path=str(probabilities_temp))
+                plan = dataclasses.replace(plan, options=options)
+            return run_collection(
+                plan, args.output, model=model, progress=bars.progress, dist=info,
+                unit_progress=bars.unit_progress,
+            )  # fmt: skip
+    finally:
+        bars.close()
 
-        def progress(done: int, total: int, message: str) -> None:
-            bar.total = total
-            bar.n = done
-            bar.set_description("vectorising" if message == "vectorising" else "segmenting")
-            bar.refresh()
 
-        result = run_plan(plan, args.output, model=model, progress=progress)
-    return result
+def _summary(args: argparse.Namespace, plan: Any, result: Any) -> str:
+    if len(result.prompts) == 1:
+        (prompt,) = result.prompts
+        reading = result.model_prompts[0] if result.model_prompts else prompt
+        meaning = f" (read as {reading!r})" if reading != prompt else ""
+        lines = [
+            f"wrote {result.n_features} polygon(s) for {prompt!r}{meaning} to {result.output_path}"
+        ]
+    else:
+        per = ", ".join(
+            f"{prompt!r} {result.features_per_prompt.get(prompt, 0)} in {result.layers[prompt]}"
+            for prompt in result.prompts
+        )
+        lines = [f"wrote {result.n_features} polygon(s) to {result.output_path}: {per}"]
+    if len(result.rasters) > 1 or result.units > 1 or result.units_resumed:
+        lines.append(
+            f"{len(result.rasters)} raster(s) in {len(plan.groups)} mosaic(s), "
+            f"{result.units} unit(s); output CRS {result.out_crs[:60]}"
+        )
+    if result.units_resumed:
+        lines.append(
+            f"resumed {result.units_resumed} of {result.units} unit(s) done by an earlier run"
+        )
+    lines += [
+        f"resolution: {result.resolution_note}",
+        f"model {result.model_name}; device {result.device} ({result.device_reason}); "
+        f"{result.tiles} tiles of {result.tile_size} px in {result.seconds:.1f} s "
+        f"({result.tiles_per_second:.2f} tiles/s)",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def run(args: argparse.Namespace) -> int:
     quiet_libraries()
-    plan, checkpoint = check_inputs(args)
+    plan, checkpoint = check_inputs(args)  # every rank checks: all refuse bad input alike
     # torch from here on: the device and the model only once the input is good
     from saymap.engine.device import choose_device
+    from saymap.engine.distributed import finish_distributed, init_distributed, rank_device
     from saymap.engine.model import load_model
 
-    device, _ = choose_device(plan.options.device)  # refuses a missing device before the model
-    model = load_model(checkpoint, device=device)
-
+    info = init_distributed(plan.options.device, timeout=RANK_WAIT)  # world 1 outside torchrun
     try:
-        result = _segment(args, plan, model)
-    except (OSError, SaymapError) as exc:
-        # Float32 probabilities, uncompressed: the most the run writes beside the output.
-        full = disk_full(exc, args.output, needed_bytes=plan.native_pixels * 4)
-        if full is None:
-            raise
-        raise full from exc
+        # refuses a missing device before the model
+        device, _ = choose_device(rank_device(plan.options.device, info))
+        model = load_model(checkpoint, device=device)
+        try:
+            result = _segment(args, plan, model, info)
+        except (OSError, SaymapError) as exc:
+            # Float32 probabilities, uncompressed: the most the run writes beside the output.
+            full = disk_full(exc, args.output, needed_bytes=plan.native_pixels * 4)
+            if full is None:
+                raise
+            raise full from exc
+    finally:
+        finish_distributed()
+    if not info.is_main:
+        return 0
     for warning in result.warnings:
         sys.stderr.write(f"warning: {warning}\n")
-    reading = result.model_prompts[0] if result.model_prompts else args.prompt
-    meaning = f" (read as {reading!r})" if reading != args.prompt else ""
-    sys.stdout.write(
-        f"wrote {result.n_features} polygon(s) for {args.prompt!r}{meaning} to "
-        f"{result.output_path}\n"
-        f"resolution: {result.resolution_note}\n"
-        f"model {result.model_name}; device {result.device} ({result.device_reason}); "
-        f"{result.tiles} tiles of {result.tile_size} px in {result.seconds:.1f} s "
-        f"({result.tiles_per_second:.2f} tiles/s)\n"
-    )
+    sys.stdout.write(_summary(args, plan, result))
     return 0
