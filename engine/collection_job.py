@@ -33,7 +33,7 @@ import time
 import uuid
 import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape
@@ -112,6 +112,8 @@ class CollectionPlan:
     manifest: dict[str, Any]
     layout_dir: str  # the groups' mosaics (temporary, removed with the plan)
     seconds: float
+    # Removes layout_dir once no copy of the plan (dataclasses.replace shares it) is left.
+    owner: object = field(default=None, repr=False, compare=False)
 
     @property
     def work_dir(self) -> Path:
@@ -277,14 +279,14 @@ def plan_collection(
                 f"--keep-probabilities needs rasters that form one mosaic (one CRS, touching); "
                 f"these form {len(groups)} groups"
             )
-        crs_wkt = _out_crs(out_crs, groups[0])
+        crs_wkt = _out_crs(out_crs, groups[layout.units[0].group])  # the first raster's
         units = tuple(_plan_units(layout, groups, options.aoi))
         manifest = _manifest(rasters, checked, options, model, layout, block_px)
         _check_resumable(work_dir_for(output_path), manifest, options.overwrite)
     except BaseException:
         shutil.rmtree(layout_dir, ignore_errors=True)
         raise
-    plan = CollectionPlan(
+    return CollectionPlan(
         rasters=tuple(rasters),
         prompts=checked,
         options=options,
@@ -298,9 +300,15 @@ def plan_collection(
         manifest=manifest,
         layout_dir=layout_dir,
         seconds=time.perf_counter() - started,
+        owner=_TemporaryFolder(layout_dir),
     )
-    weakref.finalize(plan, shutil.rmtree, layout_dir, True)
-    return plan
+
+
+class _TemporaryFolder:
+    """A temporary folder, removed once nothing holds this (every copy of the plan)."""
+
+    def __init__(self, folder: str) -> None:
+        weakref.finalize(self, shutil.rmtree, folder, True)
 
 
 def _plan_units(layout: Layout, groups: Sequence[GroupPlan], aoi: AOI | None) -> list[UnitPlan]:

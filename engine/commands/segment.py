@@ -154,7 +154,9 @@ def check_inputs(args: argparse.Namespace) -> tuple[Any, Path]:
     rasters = expand_rasters(inputs)
     for path in rasters:
         check_outside_data_dir(path, "raster")
-    check_distinct({**{f"raster {p}": p for p in rasters}, **files})
+    outputs = {k: v for k, v in files.items() if not k.startswith("raster")}
+    check_distinct({**{"raster" if len(rasters) == 1 else f"raster {p}": p for p in rasters},
+                    **outputs})  # fmt: skip
     options = SegmentOptions(
         tile=args.tile,
         overlap=args.overlap,

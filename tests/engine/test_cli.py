@@ -389,3 +389,21 @@ def test_a_full_disk_is_said_in_one_line_with_where(
         assert os.listdir(small) == []
     finally:
         subprocess.run(["umount", str(small)], check=False)
+
+
+def test_collection_inputs_are_refused_in_one_line_before_the_model(
+    neon: Path, work: Path, tmp_path: Path
+) -> None:
+    """Several rasters, -p prompts and --out-crs: what cannot work is said before any
+    model loads, and nothing is written (no job folder either)."""
+    cases = [
+        (["segment", neon, "-o", work / "o.gpkg"], ["no prompt", "-p"]),
+        (["segment", tmp_path / "none_*.tif", "-p", "tree", "-o", work / "o.gpkg"],
+         ["no raster file matches", "none_*.tif"]),
+        (["segment", neon, neon, "-p", "tree", "-o", work / "o.gpkg", "--out-crs", "EPSG:1"],
+         ["--out-crs", "not a CRS"]),
+        (["segment", neon, "-p", "tree", "-p", " ", "-o", work / "o.gpkg"], ["prompt is empty"]),
+    ]  # fmt: skip
+    for args, needles in cases:
+        one_line_refusal(saymap(*args, data_dir=tmp_path), *needles)
+    assert os.listdir(work) == []

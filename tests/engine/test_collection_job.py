@@ -7,7 +7,12 @@ the right place, and an interrupted job resumes to the same result.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -197,3 +202,87 @@ def test_a_single_raster_is_a_job_of_one_unit_with_the_old_output(tmp_path: Path
     (_,), (row,) = polygons(tmp_path / "one.gpkg")
     assert row["source"] == str(raster) and row["prompt"] == "bright roof"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one.gpkg", "one.tif"]
+
+
+# ---- the command line, killed and run again (a real checkpoint: the `tiny` model) ----
+
+CLI_OPTIONS = ("--device", "cpu", "--tile", "128", "--overlap", "32", "--batch-size", "1",
+               "--gsd", "native", "--threshold", "0.3", "--no-progress")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real checkpoint of the `tiny` configuration (random weights, fixed by a seed: this
+    checks the job, not the model's skill)."""
+    import torch
+
+    from saymap.engine.model import SaymapConfig, SaymapModel, save_model
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("models") / "tiny-random"
+    save_model(SaymapModel(SaymapConfig.named("tiny")), folder, {"note": "random, for tests"})
+    return folder
+
+
+def cli_env(base: Path) -> dict[str, str]:
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "SAYMAP_DATA_DIR": str(base / "engine-data")}
+
+
+def cli(*args: str | Path, base: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "saymap.engine.cli", *map(str, args)],
+        capture_output=True, text=True, env=cli_env(base), timeout=timeout,
+    )  # fmt: skip
+
+
+def feature_rows(path: Path) -> list[tuple]:
+    """Every feature of every layer, without the run's id and time."""
+    rows = []
+    for layer in pyogrio.list_layers(path)[:, 0]:
+        found, fields = polygons(path, layer)
+        rows += [(layer, g.wkb_hex, f["prompt"], round(f["score"], 6), f["source"])
+                 for g, f in zip(found, fields, strict=True)]  # fmt: skip
+    return sorted(rows)
+
+
+@pytest.mark.slow
+def test_a_job_killed_after_two_rasters_skips_them_when_run_again(
+    tmp_path: Path, tiny_checkpoint: Path
+) -> None:
+    tiles = cut_in_four(tmp_path / "tiles", scene())
+    command = ("segment", *tiles, "-p", "roof", "-p", "bright tank", "--checkpoint",
+               tiny_checkpoint, *CLI_OPTIONS)  # fmt: skip
+    whole = cli(*command, "-o", tmp_path / "whole.gpkg", base=tmp_path)
+    assert whole.returncode == 0, whole.stderr
+    expected = feature_rows(tmp_path / "whole.gpkg")
+    assert expected  # the random model at 0.3 finds something to compare
+
+    output = tmp_path / "out.gpkg"
+    done = work_dir_for(output) / "done"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "saymap.engine.cli", *map(str, command), "-o", str(output)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(tmp_path),
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 240
+        while not (done.is_dir() and len(list(done.glob("unit_*.json"))) >= 2):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "two units were not done in time"
+            time.sleep(0.01)
+        process.send_signal(signal.SIGKILL)
+        process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == -signal.SIGKILL
+    killed_after = sorted(p.name for p in done.glob("unit_*.json"))
+    assert 2 <= len(killed_after) < 4 and killed_after[:2] == ["unit_00000.json",
+                                                                "unit_00001.json"]  # fmt: skip
+    assert not output.exists()
+
+    again = cli(*command, "-o", output, base=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert f"resumed {len(killed_after)} of 4 unit(s)" in again.stdout
+    assert feature_rows(output) == expected
+    assert not work_dir_for(output).exists()
