@@ -3,18 +3,17 @@
 Training (DDP) and the collection job (a deterministic share of units per rank) both join
 the group torchrun describes in the environment; one process is simply world size 1, so no
 caller has a second code path. On a GPU machine ranks use NCCL, each on cuda:LOCAL_RANK;
-on CPU (or when the device asked for is the CPU) they use gloo.
+on CPU (or when the device asked for is the CPU) they use gloo. Torch is imported only
+when there is a group to join, so planning a job (and refusing bad input) never loads it.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-
-import torch
-import torch.distributed as dist
 
 
 @dataclass(frozen=True)
@@ -44,7 +43,11 @@ def rank_device(requested: str, info: DistInfo) -> str:
     """The device option a rank runs on: "auto" (or a bare "cuda") under torchrun on a GPU
     machine means this rank's own GPU, cuda:LOCAL_RANK; anything else is kept as given."""
     text = (requested or "auto").strip().lower()
-    if info.enabled and text in ("auto", "cuda") and torch.cuda.is_available():
+    if not info.enabled or text not in ("auto", "cuda"):
+        return requested
+    import torch
+
+    if torch.cuda.is_available():
         return f"cuda:{info.local_rank}"
     return requested
 
@@ -55,7 +58,12 @@ def init_distributed(device: str = "auto", timeout: timedelta | None = None) -> 
     ranks were asked to run on the CPU. `timeout` bounds every barrier (torch's default
     when None): a job whose ranks finish far apart needs a long one."""
     info = from_environment()
-    if not info.enabled or dist.is_initialized():
+    if not info.enabled:
+        return info
+    import torch
+    import torch.distributed as dist
+
+    if dist.is_initialized():
         return info
     on_cpu = rank_device(device, info).strip().lower().startswith("cpu")
     backend = "nccl" if torch.cuda.is_available() and not on_cpu else "gloo"
@@ -71,6 +79,8 @@ def barrier(info: DistInfo, poll_s: float = 0.1) -> None:
     rank died, Ctrl-C) ends the wait at once instead of when the barrier times out."""
     if not info.enabled:
         return
+    import torch.distributed as dist
+
     work = dist.barrier(async_op=True)
     while not work.is_completed():
         time.sleep(poll_s)
@@ -79,5 +89,9 @@ def barrier(info: DistInfo, poll_s: float = 0.1) -> None:
 
 def finish_distributed() -> None:
     """Leave the process group (a clean exit, without torch's warning about it)."""
+    if "torch" not in sys.modules:
+        return
+    import torch.distributed as dist
+
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
