@@ -247,3 +247,25 @@ def test_bad_output_paths(tmp_path: Path, name: str, message: str) -> None:
     (tmp_path / "folder.gpkg").mkdir()
     with pytest.raises(OutputError, match=message):
         check_output_path(tmp_path / name)
+
+
+def test_one_layer_per_prompt_each_present_even_when_empty(tmp_path: Path) -> None:
+    """Several prompts: a layer each (saymap_<slug>, unique), all in one atomic file; one
+    prompt keeps the layer every existing user has, "saymap"."""
+    from saymap.engine.output import layer_names
+
+    assert layer_names(["storage tank"]) == {"storage tank": "saymap"}
+    names = layer_names(["Storage tank", "storage-tank!", "roads"])
+    assert names == {"Storage tank": "saymap_storage_tank",
+                     "storage-tank!": "saymap_storage_tank_2", "roads": "saymap_roads"}  # fmt: skip
+    target = tmp_path / "layers.gpkg"
+    with GeoPackageWriter(target, UTM.to_wkt(), layers=list(names.values())) as writer:
+        writer.write([box(0, 0, 1, 1), box(2, 2, 3, 3)], _fields(2), "saymap_roads")
+        writer.write([box(0, 0, 1, 1)], _fields(1), "saymap_storage_tank")
+        with pytest.raises(ValueError, match="not one of"):
+            writer.write([box(0, 0, 1, 1)], _fields(1), "saymap")
+        assert writer.commit() == 3
+    counts = {row[0]: pyogrio.read_info(target, layer=row[0])["features"]
+              for row in pyogrio.list_layers(target)}  # fmt: skip
+    assert counts == {"saymap_roads": 2, "saymap_storage_tank": 1, "saymap_storage_tank_2": 0}
+    assert sorted(os.listdir(tmp_path)) == ["layers.gpkg"]
