@@ -78,6 +78,9 @@ class JobContext:
         self.request = request
         self.prepared = prepared  # what the preflight worked out (a segment job's plan)
         self.cancel = threading.Event()
+        # The job's final message when it stops on a cancel: a runner that keeps work for a
+        # later run (a collection's finished units) says so here.
+        self.cancel_message = "cancelled by request"
 
     def progress(self, fraction: float, message: str | None = None) -> None:
         self._manager._update_progress(self.job_id, fraction, message)
@@ -254,7 +257,7 @@ class JobManager:
         try:
             result = runner(context)
         except Cancelled:
-            self._finish(record, "cancelled", "cancelled by request")
+            self._finish(record, "cancelled", context.cancel_message)
         except SaymapError as exc:
             text = explain(disk_full(exc, record.request.get("output")) or exc)
             self._finish(record, "failed", text, error=text)

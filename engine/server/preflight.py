@@ -16,6 +16,7 @@ from fastapi import HTTPException, status
 
 from saymap.engine import paths, registry
 from saymap.engine.aoi import AOI, aoi_from_json, resolve_region
+from saymap.engine.collection_job import CollectionPlan, plan_collection
 from saymap.engine.device import choose_device
 from saymap.engine.errors import ModelNotFoundError, SaymapError
 from saymap.engine.plan import ModelFacts, SegmentOptions, SegmentPlan, plan_segment
@@ -126,24 +127,45 @@ def check_outside_data_dir(path: str, label: str) -> None:
         raise bad_request(str(exc)) from exc
 
 
-def check_segment(request: SegmentRequest) -> tuple[dict[str, Any], SegmentPlan]:
+def check_segment(request: SegmentRequest) -> tuple[dict[str, Any], SegmentPlan | CollectionPlan]:
     """Everything checkable before queueing: the request to store (model resolved) and the
-    plan the job will run, so the job opens the raster only to read its tiles."""
-    check_outside_data_dir(request.raster, "raster")  # before GDAL opens it: see paths.py
+    plan the job will run, so the job opens the rasters only to read their tiles.
+
+    Every raster of a collection meets the rules a single raster does, each before GDAL
+    opens any of them; a plain `raster` request is planned exactly as before."""
+    inputs = request.inputs
+    label = "raster" if request.raster is not None else "raster in rasters"
+    for raster in inputs:
+        check_outside_data_dir(raster, label)  # before GDAL opens it: see paths.py
     check_outside_data_dir(request.output, "output")
-    check_input_file(request.raster, "raster")
-    if same_path(request.output, request.raster):
-        raise bad_request("the output must not be the raster itself")
+    for raster in inputs:
+        check_input_file(raster, label)
+        if same_path(request.output, raster):
+            raise bad_request(
+                "the output must not be the raster itself"
+                if request.raster is not None
+                else f"the output must not be one of the rasters ({raster})"
+            )
     check_output(request.output, request.overwrite)
     model = resolve_model(request.model)
     check_device(request.device)
     options = segment_options(request)
+    plan: SegmentPlan | CollectionPlan
     try:
         facts = ModelFacts.from_config(model.name, model.config, model.card)
-        plan = plan_segment(request.raster, request.prompts, options, facts)
+        if request.is_collection:
+            plan = plan_collection(
+                inputs, request.prompts, options, facts, request.output, out_crs=request.out_crs
+            )
+        else:
+            plan = plan_segment(inputs[0], request.prompts, options, facts)
     except SaymapError as exc:
         raise bad_request(str(exc)) from exc
-    return {**request.model_dump(), "model": model.name}, plan
+    stored = {**request.model_dump(), "model": model.name}
+    for name in ("rasters", "out_crs"):  # a single raster's record stays as it was
+        if stored[name] is None:
+            del stored[name]
+    return stored, plan
 
 
 def check_validation_area(request: TrainRequest | TrainPreviewRequest) -> None:

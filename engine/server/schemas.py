@@ -231,8 +231,35 @@ class AOI(_Strict):
         return self
 
 
+# A collection job's rasters: the request body limit (settings.max_body_bytes) bounds it too.
+MAX_RASTERS = 10_000
+
+
 class SegmentRequest(_Strict):
-    raster: AbsolutePath = Field(description="absolute path of a raster the engine can read")
+    """One raster (`raster`, as before) or a collection (`rasters`): exactly one of the two.
+
+    A collection is one job: the model loads once, objects across the edge between two
+    rasters come out as one polygon, and one layer per prompt is written (engine/
+    collection_job.py); a re-sent request with the same output resumes where it stopped."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_exactly_one(("raster", "string"), ("rasters", "array"))
+    )
+
+    raster: AbsolutePath | None = Field(
+        default=None, description="absolute path of a raster the engine can read"
+    )
+    rasters: Annotated[list[AbsolutePath], Field(min_length=1, max_length=MAX_RASTERS)] | None = (
+        Field(
+            default=None,
+            description="absolute paths of several rasters, segmented as one collection job",
+        )
+    )
+    out_crs: CrsText | None = Field(
+        default=None,
+        description="CRS of the output (e.g. 'EPSG:32633' or WKT); null: the first raster's. "
+        "Polygons of rasters in another CRS are reprojected to it",
+    )
     prompts: Prompts
     output: GeoPackagePath = Field(
         description="absolute path of the GeoPackage to write (its folder must exist)"
@@ -266,6 +293,23 @@ class SegmentRequest(_Strict):
         description="working resolution: auto (the model card's gsd_m), native (the raster's "
         "own), or metres per pixel",
     )
+
+    @model_validator(mode="after")
+    def _one_input(self) -> SegmentRequest:
+        if (self.raster is None) == (self.rasters is None):
+            raise ValueError("give exactly one of raster or rasters")
+        return self
+
+    @property
+    def inputs(self) -> list[str]:
+        """The rasters the request names, one or many."""
+        return [self.raster] if self.raster is not None else list(self.rasters or ())
+
+    @property
+    def is_collection(self) -> bool:
+        """Whether the job runs as a collection (several rasters, or an output CRS to
+        reproject to); a plain `raster` request runs the single-raster pipeline as before."""
+        return self.rasters is not None or self.out_crs is not None
 
 
 class SentenceLabel(_Strict):
@@ -377,6 +421,14 @@ class JobResult(BaseModel):
     output: str | None = None
     n_features: int | None = None
     model: str | None = None
+    layers: dict[str, str] | None = Field(
+        default=None, description="each prompt's layer in the GeoPackage"
+    )
+    rasters: list[str] | None = Field(default=None, description="the rasters segmented")
+    units: int | None = Field(default=None, description="shares of work the job was cut into")
+    units_resumed: int | None = Field(
+        default=None, description="units an earlier, stopped run of this job had finished"
+    )
 
 
 class JobInfo(BaseModel):

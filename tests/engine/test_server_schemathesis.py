@@ -97,10 +97,18 @@ def test_the_openapi_document_names_every_operation(engine: Engine) -> None:
     segment = document["paths"]["/v1/segment"]["post"]
     assert set(segment["responses"]) == {"202", "400", "401", "409", "413", "422"}
     assert "security" in segment and "security" not in document["paths"]["/v1/health"]["get"]
-    # Rules the validators apply are stated too: absolute paths, exactly one AOI shape.
+    # Rules the validators apply are stated too: absolute paths, exactly one AOI shape,
+    # exactly one of a raster or a collection's rasters.
     schemas = document["components"]["schemas"]
-    assert "pattern" in schemas["SegmentRequest"]["properties"]["raster"]
+    segment_body = schemas["SegmentRequest"]
+    raster, _ = segment_body["properties"]["raster"]["anyOf"]
+    rasters, _ = segment_body["properties"]["rasters"]["anyOf"]
+    assert "pattern" in raster and "pattern" in rasters["items"]
+    assert [one["required"] for one in segment_body["oneOf"]] == [["raster"], ["rasters"]]
     assert len(schemas["AOI"]["oneOf"]) == 2 and len(schemas["TrainValidation"]["oneOf"]) == 2
+    assert {"layers", "rasters", "units", "units_resumed"} <= set(
+        schemas["JobResult"]["properties"]
+    )
     # A 405 lists every method the path serves (Starlette named only one route's).
     for path, item in document["paths"].items():
         url = engine.base_url + path.replace("{job_id}", "x")
