@@ -141,9 +141,10 @@ class Aoi:
 
 @dataclass(frozen=True)
 class SegmentRequest:
-    """Body of POST /v1/segment."""
+    """Body of POST /v1/segment: one `raster`, or several `rasters` as one collection job
+    (then `raster` is None)."""
 
-    raster: str
+    raster: str | None
     prompts: tuple[str, ...]
     output: str
     overwrite: bool = False
@@ -157,12 +158,26 @@ class SegmentRequest:
     aoi: Aoi | None = None
     assume_crs: str | None = None
     gsd: str | float = "auto"  # working resolution: auto (the model's), native, or metres
+    rasters: tuple[str, ...] | None = None  # a collection: one job, one layer per prompt
+    out_crs: str | None = None  # a collection's output CRS (None: the first raster's)
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The raster files the job reads, one or many."""
+        return tuple(self.rasters) if self.rasters is not None else (str(self.raster),)
 
     def to_json(self) -> dict[str, Any]:
         body = asdict(self)
         body["prompts"] = list(self.prompts)
         body["bands"] = list(self.bands) if self.bands is not None else None
         body["aoi"] = self.aoi.to_json() if self.aoi is not None else None
+        # Sent only when used, so a single raster's request is what an engine without
+        # collections accepts, and a collection names no `raster`.
+        for name in ("raster", "rasters", "out_crs"):
+            if body[name] is None:
+                del body[name]
+        if self.rasters is not None:
+            body["rasters"] = list(self.rasters)
         return body
 
 
@@ -261,6 +276,16 @@ class JobInfo:
     @property
     def output(self) -> str | None:
         return (self.result or {}).get("output")
+
+    def result_layers(self, prompts: Sequence[str]) -> dict[str, tuple[str, ...]]:
+        """The GeoPackage's layers and the prompts each holds, in the engine's prompt order:
+        the result's `layers` (prompt → layer); an engine older than collections wrote every
+        prompt of `prompts` to one layer, "saymap"."""
+        layers = (self.result or {}).get("layers") or dict.fromkeys(prompts, "saymap")
+        held: dict[str, list[str]] = {}
+        for prompt, layer in layers.items():
+            held.setdefault(str(layer), []).append(str(prompt))
+        return {layer: tuple(names) for layer, names in held.items()}
 
 
 def read_port_file(data_dir: Path) -> Endpoint | None:

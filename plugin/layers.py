@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -80,6 +80,14 @@ def layer_name(
     return name
 
 
+def rasters_label(names: Sequence[str]) -> str:
+    """The raster part of a result's name: "hro", "hro, kampala", "hro + 2 more"."""
+    names = list(names)
+    if len(names) <= 2:
+        return ", ".join(names)
+    return f"{names[0]} + {len(names) - 1} more"
+
+
 def project_layer_names(project: QgsProject) -> set[str]:
     return {layer.name() for layer in project.mapLayers().values()}
 
@@ -145,18 +153,33 @@ def load_result(path: Path, name: str, temporary: bool = False) -> QgsVectorLaye
     """The engine's GeoPackage as a layer; with `temporary`, copied into a temporary (memory)
     layer and the file removed: what "temporary layer" means in QGIS (kept only if the user
     saves it)."""
-    source = QgsVectorLayer(str(path), name, "ogr")
-    if not source.isValid():
-        raise SayMapPluginError(f"The engine's result {path} could not be opened as a layer.")
+    return load_results(path, {"": name}, temporary)[0]
+
+
+def load_results(
+    path: Path, names: Mapping[str, str], temporary: bool = False
+) -> list[QgsVectorLayer]:
+    """The GeoPackage's layers (its layer name → the name in QGIS; "" or a file of one
+    layer: the file itself), as load_result loads one; the file is removed only once every
+    layer is copied."""
+    sources = []
+    for table, name in names.items():
+        uri = f"{path}|layername={table}" if table and len(names) > 1 else str(path)
+        source = QgsVectorLayer(uri, name, "ogr")
+        if not source.isValid():
+            raise SayMapPluginError(f"The engine's result {uri} could not be opened as a layer.")
+        sources.append(source)
     if not temporary:
-        return source
-    copy = source.materialize(QgsFeatureRequest())
-    copy.setName(name)
-    del source  # closes the GeoPackage before it is removed
+        return sources
+    copies = [source.materialize(QgsFeatureRequest()) for source in sources]
+    for copy, source in zip(copies, sources, strict=True):
+        copy.setName(source.name())
+    source = None
+    sources.clear()  # closes the GeoPackage before it is removed
     for suffix in ("", "-wal", "-shm"):
         with contextlib.suppress(OSError):
             os.remove(f"{path}{suffix}")
-    return copy
+    return copies
 
 
 def add_result_layer(
@@ -173,6 +196,23 @@ def add_result_layer(
     style_result(layer, score_labels)
     place_result(layer, project)
     return layer
+
+
+def add_result_layers(
+    path: Path,
+    names: Mapping[str, str],
+    project: QgsProject,
+    *,
+    score_labels: bool = False,
+    temporary: bool = False,
+) -> list[QgsVectorLayer]:
+    """add_result_layer for each of the GeoPackage's layers (its layer name → the name in
+    QGIS), the first of `names` at the top of the SayMap group."""
+    layers = load_results(path, names, temporary)
+    for layer in reversed(layers):
+        style_result(layer, score_labels)
+        place_result(layer, project)
+    return layers
 
 
 def is_result_layer(layer: object) -> bool:

@@ -1,7 +1,8 @@
 """The one builder of the engine's segment request, for the toolbar and for Processing.
 
-Both take a raster layer and a box of prompts; what they send must not drift (the CRS a
-user gave a file that has none, the device, the tiling from Settings). The prompts are only
+Both take raster layers (one, or a collection sent as one job) and a box of prompts; what
+they send must not drift (the CRS a user gave a file that has none, the device, the tiling
+from Settings). The prompts are only
 split here: the engine's prompt rules judge them and say why they refuse one, and the plugin
 shows that sentence (messages.py) rather than keep rules of its own.
 """
@@ -16,7 +17,7 @@ from qgis.core import QgsRasterLayer
 
 from .area import crs_string
 from .engine_client import Aoi, SegmentRequest
-from .errors import PromptError
+from .errors import PromptError, SayMapPluginError
 from .settings import Settings
 
 PROMPT_SEPARATOR = "; "
@@ -49,9 +50,24 @@ def engine_crs(layer: QgsRasterLayer, assume_crs: str | None = None) -> str | No
     return None
 
 
+def collection_crs(layers: Sequence[QgsRasterLayer], assume_crs: str | None = None) -> str | None:
+    """engine_crs for several rasters: the engine assumes one CRS for every file without
+    its own, so the CRSs set in QGIS on such layers must agree."""
+    if assume_crs:
+        return assume_crs
+    told = {layer.name(): crs for layer in layers if (crs := engine_crs(layer)) is not None}
+    if len(set(told.values())) > 1:
+        raise SayMapPluginError(
+            f"The files of {', '.join(f'“{name}”' for name in told)} have no CRS of their own "
+            "and their layers were given different ones in QGIS; SayMap assumes one CRS for "
+            "all such files in a run: run them separately."
+        )
+    return next(iter(told.values()), None)
+
+
 def segment_request(
-    layer: QgsRasterLayer,
-    raster: str | Path,
+    layers: Sequence[QgsRasterLayer],
+    rasters: Sequence[str | Path],
     prompts: Sequence[str],
     output: str | Path,
     settings: Settings,
@@ -63,10 +79,16 @@ def segment_request(
     gsd: str | float = "auto",
     overwrite: bool = False,
 ) -> SegmentRequest:
-    """POST /v1/segment's body for `layer` read from the file `raster` (the layer's own, or
-    its export). `tile` and `threshold` default to Settings; a tile of 0 is the model's."""
+    """POST /v1/segment's body for `layers` read from the files `rasters` (each layer's own,
+    or its export), in the same order. One raster is sent as `raster`, as always; several
+    as `rasters`, one collection job. `tile` and `threshold` default to Settings; a tile of
+    0 is the model's."""
+    if not rasters or len(layers) != len(rasters):
+        raise SayMapPluginError("Choose at least one raster layer to segment.")
+    files = list(dict.fromkeys(str(path) for path in rasters))  # a file loaded twice: once
     return SegmentRequest(
-        raster=str(raster),
+        raster=files[0] if len(files) == 1 else None,
+        rasters=tuple(files) if len(files) > 1 else None,
         prompts=tuple(prompts),
         output=str(output),
         overwrite=overwrite,
@@ -75,6 +97,6 @@ def segment_request(
         overlap=settings.overlap or None,
         threshold=settings.threshold if threshold is None else threshold,
         aoi=aoi,
-        assume_crs=engine_crs(layer, assume_crs),
+        assume_crs=collection_crs(layers, assume_crs),
         gsd=gsd,
     )

@@ -17,12 +17,13 @@ from .area import AreaChoice, aoi_extent_in, bounds_aoi, crs_string, selection_a
 from .call_task import call_in_background
 from .engine_client import Aoi, Endpoint, EngineClient, JobInfo, ModelList, SegmentRequest
 from .engine_launcher import LOG_TAG, EngineConnection
-from .errors import SayMapPluginError
+from .errors import RasterExportError, SayMapPluginError
 from .layers import (
-    add_result_layer,
+    add_result_layers,
     group_hidden,
     layer_name,
     project_layer_names,
+    rasters_label,
     result_path,
     results_folder,
     slug,
@@ -34,7 +35,9 @@ from .request import join_prompts, segment_request
 from .resolution import resolution_warning
 from .segment_task import SegmentTask
 from .settings import OUTPUT_TEMPORARY, Settings, remember_prompt
-from .toolbar import RunInput, SayMapToolbar
+from .toolbar import ALL_VISIBLE, RunInput, SayMapToolbar
+
+Exports = tuple[ExportPlan, ...]  # layers that are not local files, written before the job
 
 
 class SegmentRunner(QObject):
@@ -81,41 +84,52 @@ class SegmentRunner(QObject):
             return
         settings = self._settings()
         try:
-            request, export = self.build_request(run_input, settings)
+            request, exports = self.build_request(run_input, settings)
         except SayMapPluginError as exc:
             self._message(explain(exc).text, Qgis.MessageLevel.Warning)
             return
         self._input = run_input
-        self._raster_name = run_input.raster.name() if run_input.raster is not None else ""
+        self._raster_name = rasters_label([layer.name() for layer in run_input.layers()])
         self.toolbar.set_history(remember_prompt(join_prompts(run_input.prompts)))
         self.toolbar.set_busy(True, "connecting to the engine")
         self._connecting = True
         self._run_token += 1
         token = self._run_token
         self.connection.ensure(
-            lambda endpoint: self._check_model(token, endpoint, request, export),
+            lambda endpoint: self._check_model(token, endpoint, request, exports),
             lambda message: self._engine_failed(token, message),
         )
 
     def build_request(
         self, run_input: RunInput, settings: Settings
-    ) -> tuple[SegmentRequest, ExportPlan | None]:
-        """The engine request for the toolbar's state (pure apart from reading the layers)."""
-        layer = run_input.raster
-        if layer is None or not layer.isValid():
+    ) -> tuple[SegmentRequest, Exports]:
+        """The engine request for the toolbar's state (pure apart from reading the layers),
+        and the exports to write first for layers that are not local files. Several rasters
+        ("all visible rasters") are one collection job."""
+        layers = run_input.layers()
+        if run_input.all_visible and not layers:
+            raise SayMapPluginError(
+                "No raster layer is shown on the map: tick the rasters to segment in the "
+                "Layers panel, or choose one in the SayMap toolbar."
+            )
+        if not layers or not all(layer.isValid() for layer in layers):
             raise SayMapPluginError("Choose a raster layer in the SayMap toolbar first.")
         aoi = self._aoi(run_input)
         output = result_path(self._output_folder(settings), run_input.prompts, datetime.now())
-        raster_path = local_raster_path(layer)
-        export = None
-        if raster_path is None:
-            export = self._export_plan(layer, aoi, settings)
-            raster_path = export.path
+        paths: list[Path] = []
+        exports: list[ExportPlan] = []
+        for index, layer in enumerate(layers):
+            raster_path = local_raster_path(layer)
+            if raster_path is None:
+                suffix = f"_{index + 1}" if len(layers) > 1 else ""
+                exports.append(self._export_plan(layer, aoi, settings, suffix, run_input))
+                raster_path = exports[-1].path
+            paths.append(raster_path)
         request = segment_request(
-            layer, raster_path, run_input.prompts, output, settings,
+            layers, paths, run_input.prompts, output, settings,
             aoi=aoi, assume_crs=run_input.assume_crs,
         )  # fmt: skip
-        return request, export
+        return request, tuple(exports)
 
     def _output_folder(self, settings: Settings) -> Path:
         """Where the engine writes: the results folder, or QGIS's temporary folder when
@@ -143,17 +157,27 @@ class SegmentRunner(QObject):
             return selection_aoi(run_input.polygon_layer)
         return None
 
-    def _export_plan(self, layer: object, aoi: Aoi | None, settings: Settings) -> ExportPlan:
+    def _export_plan(
+        self, layer: object, aoi: Aoi | None, settings: Settings, suffix: str, run_input: RunInput
+    ) -> ExportPlan:
         extent = None
         if aoi is not None:
             extent = aoi_extent_in(aoi, layer.crs(), QgsProject.instance())
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        path = settings.resolved_data_dir() / "exports" / f"{slug(layer.name())}_{stamp}.tif"
-        return plan_export(layer, extent, settings.export_resolution, Path(path))
+        name = f"{slug(layer.name())}_{stamp}{suffix}.tif"
+        path = settings.resolved_data_dir() / "exports" / name
+        try:
+            return plan_export(layer, extent, settings.export_resolution, Path(path))
+        except RasterExportError as exc:
+            if not run_input.all_visible:
+                raise
+            raise RasterExportError(
+                f"{exc} Or hide “{layer.name()}” to leave it out of “{ALL_VISIBLE}”."
+            ) from exc
 
     # -- before the task: the active model's card --------------------------------------------
     def _check_model(
-        self, token: int, endpoint: Endpoint, request: SegmentRequest, export: ExportPlan | None
+        self, token: int, endpoint: Endpoint, request: SegmentRequest, exports: Exports
     ) -> None:
         """Read the engine's models (the active one's card), then start or hold the run."""
         if token != self._run_token or not self._connecting:
@@ -162,10 +186,10 @@ class SegmentRunner(QObject):
 
         def read(models: ModelList) -> None:
             self.models = models
-            self._after_check(token, endpoint, request, export)
+            self._after_check(token, endpoint, request, exports)
 
         def unread(_message: str) -> None:  # the task will meet the same problem and say it
-            self._after_check(token, endpoint, request, export)
+            self._after_check(token, endpoint, request, exports)
 
         call_in_background("SayMap: model card", EngineClient(endpoint).models, read, unread)
 
@@ -176,17 +200,13 @@ class SegmentRunner(QObject):
         return dict(active.card) if active is not None else {}
 
     def _after_check(
-        self, token: int, endpoint: Endpoint, request: SegmentRequest, export: ExportPlan | None
+        self, token: int, endpoint: Endpoint, request: SegmentRequest, exports: Exports
     ) -> None:
         if token != self._run_token or not self._connecting:
             return  # cancelled meanwhile
         run_input = self._input
-        if run_input is not None and run_input.raster is not None and export is None:
-            warning = None
-            if not run_input.resolution_checked:
-                warning = resolution_warning(
-                    run_input.raster, self.active_card(), QgsProject.instance()
-                )
+        if run_input is not None and not run_input.resolution_checked:
+            warning = self._resolution_warning(run_input)
             if warning:
                 self._connecting = False
                 self._idle()
@@ -198,16 +218,27 @@ class SegmentRunner(QObject):
                 )
                 self.run_held.emit(warning)
                 return
-        self._start_task(token, endpoint, request, export)
+        self._start_task(token, endpoint, request, exports)
+
+    def _resolution_warning(self, run_input: RunInput) -> str | None:
+        """The first raster read from its own file that is far outside the model's range
+        (an export is written at the resolution Settings chose)."""
+        for layer in run_input.layers():
+            if local_raster_path(layer) is None:
+                continue
+            warning = resolution_warning(layer, self.active_card(), QgsProject.instance())
+            if warning:
+                return warning
+        return None
 
     def _start_task(
-        self, token: int, endpoint: Endpoint, request: SegmentRequest, export: ExportPlan | None
+        self, token: int, endpoint: Endpoint, request: SegmentRequest, exports: Exports
     ) -> None:
         if token != self._run_token or not self._connecting:
             return  # cancelled while the engine was starting
         self._connecting = False
         task = SegmentTask(
-            endpoint, request, self._done, self._failed, self._cancelled, export=export
+            endpoint, request, self._done, self._failed, self._cancelled, exports=exports
         )
         task.progressChanged.connect(self.toolbar.set_progress)
         task.status.connect(self.toolbar.set_status)
@@ -250,17 +281,17 @@ class SegmentRunner(QObject):
         settings = self._settings()
         project = QgsProject.instance()
         result = job.result or {}
-        name = layer_name(
-            request.prompts,
-            self._raster_name,
-            str(result.get("model") or ""),
-            project_layer_names(project),
-        )
+        model = str(result.get("model") or "")
+        taken = project_layer_names(project)
+        names: dict[str, str] = {}  # the GeoPackage's layer → its name in QGIS
+        for table, prompts in job.result_layers(request.prompts).items():
+            names[table] = layer_name(prompts, self._raster_name, model, taken)
+            taken.add(names[table])
         hidden = group_hidden(project)
         try:
-            layer = add_result_layer(
+            layers = add_result_layers(
                 Path(job.output),
-                name,
+                names,
                 project,
                 score_labels=settings.score_labels,
                 temporary=settings.output_mode == OUTPUT_TEMPORARY,
@@ -268,18 +299,21 @@ class SegmentRunner(QObject):
         except SayMapPluginError as exc:
             self._failed(explain(exc))
             return
-        count = result.get("n_features", layer.featureCount())
-        where = "a temporary layer" if layer.providerType() == "memory" else job.output
-        self._message(f"“{layer.name()}”: {count} features in {where}", Qgis.MessageLevel.Success)
+        count = result.get("n_features", sum(layer.featureCount() for layer in layers))
+        where = "a temporary layer" if layers[0].providerType() == "memory" else job.output
+        if len(layers) > 1:
+            where = where.replace("a temporary layer", "temporary layers")
+        shown = ", ".join(f"“{layer.name()}”" for layer in layers)
+        self._message(f"{shown}: {count} features in {where}", Qgis.MessageLevel.Success)
         if hidden:
             self._message(
-                f"The “SayMap” group was hidden; it is shown again so that “{layer.name()}” "
-                "can be seen.",
+                f"The “SayMap” group was hidden; it is shown again so that {shown} can be seen.",
                 Qgis.MessageLevel.Info,
             )
         for warning in result.get("warnings") or ():  # e.g. an unknown class name
             self._message(plain(str(warning)), Qgis.MessageLevel.Warning)
-        self.layer_added.emit(layer)
+        for layer in layers:
+            self.layer_added.emit(layer)
 
     def _failed(self, problem: Problem) -> None:
         self.task = None
@@ -296,7 +330,7 @@ class SegmentRunner(QObject):
         project's CRS, or open the layer's properties to set one."""
         run_input = self._input
         buttons: list[tuple[str, Callable[[], None]]] = []
-        if problem.kind != NO_CRS or run_input is None or run_input.raster is None:
+        if problem.kind != NO_CRS or run_input is None or not run_input.layers():
             return problem.text, buttons
         text = problem.text
         project_crs = QgsProject.instance().crs()
@@ -306,7 +340,7 @@ class SegmentRunner(QObject):
             again = replace(run_input, assume_crs=crs_string(project_crs))
             buttons.append((f"Use the project's CRS ({name})", lambda: self.run(again)))
         show = getattr(self.iface, "showLayerProperties", None)
-        if show is not None:
+        if show is not None and run_input.raster is not None and not run_input.all_visible:
             raster = run_input.raster
             buttons.append(("Layer Properties…", lambda: show(raster, "mOptsPage_Source")))
         return text, buttons

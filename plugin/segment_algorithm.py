@@ -1,11 +1,18 @@
-"""Processing algorithm "Segment by text": raster, prompts, area, tile size, threshold,
+"""Processing algorithm "Segment by text": raster(s), prompts, area, tile size, threshold,
 output GeoPackage. It runs in Processing's worker thread, so it may wait on the engine.
+
+Rasters: INPUT (one raster layer, the parameter saved models and scripts already set) and
+INPUTS (several raster layers); both are optional, together they must name at least one.
+Keeping INPUT as it was keeps every saved model and script valid (a model's raster input
+stays wired to a raster parameter of the same type); several rasters run as ONE engine job
+(a collection: one model load, one GeoPackage, one layer per prompt).
 
 The request comes from the toolbar's builder (request.py), and the loaded result gets the
 toolbar's name, style and group (layers.py), so the two paths cannot drift apart."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +20,7 @@ import qgis.utils
 from qgis.core import (
     Qgis,
     QgsMapLayer,
+    QgsProcessing,
     QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingException,
@@ -22,17 +30,19 @@ from qgis.core import (
     QgsProcessingParameterBoolean,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFileDestination,
+    QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
+    QgsRasterLayer,
 )
 
 from .area import bounds_aoi
 from .engine_blocking import ensure_engine
-from .engine_client import EngineClient
+from .engine_client import EngineClient, JobInfo
 from .errors import SayMapPluginError
 from .jobs import follow_segment
-from .layers import group_hidden, layer_name, place_result, style_result
+from .layers import group_hidden, layer_name, place_result, rasters_label, style_result
 from .messages import explain, plain
 from .paths import HELP_URL
 from .raster_export import local_raster_path, plan_export, write_export
@@ -42,6 +52,7 @@ from .settings import load_settings
 
 class SegmentByTextAlgorithm(QgsProcessingAlgorithm):
     INPUT = "INPUT"
+    INPUTS = "INPUTS"
     PROMPTS = "PROMPTS"
     EXTENT = "EXTENT"
     TILE = "TILE"
@@ -68,7 +79,10 @@ class SegmentByTextAlgorithm(QgsProcessingAlgorithm):
             "Segments what the prompt describes (“storage tanks”, “the long building beside "
             "the road”) in a raster with the local SayMap engine and writes polygons to a "
             "GeoPackage with the fields prompt, score, area_m2, model, run_id, created_at, "
-            "source. Several prompts: one per line or separated by ';'."
+            "source. Several prompts: one per line or separated by ';'. Several rasters "
+            "(Rasters): one job, the model loaded once, objects across the edge between "
+            "two rasters as one polygon, one layer per prompt; `source` names each "
+            "polygon's raster."
         )
 
     def helpUrl(self) -> str:
@@ -78,7 +92,15 @@ class SegmentByTextAlgorithm(QgsProcessingAlgorithm):
         return SegmentByTextAlgorithm()
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:
-        self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, "Raster"))
+        self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, "Raster", optional=True))
+        self.addParameter(
+            QgsProcessingParameterMultipleLayers(
+                self.INPUTS,
+                "Rasters (several: one job)",
+                QgsProcessing.SourceType.TypeRaster,
+                optional=True,
+            )
+        )
         self.addParameter(QgsProcessingParameterString(self.PROMPTS, "Prompt(s)", multiLine=True))
         self.addParameter(
             QgsProcessingParameterExtent(self.EXTENT, "Area (empty: whole raster)", optional=True)
@@ -124,9 +146,8 @@ class SegmentByTextAlgorithm(QgsProcessingAlgorithm):
         context: QgsProcessingContext,
         feedback: QgsProcessingFeedback,
     ) -> dict[str, Any]:
-        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
-        if layer is None:
-            raise QgsProcessingException("Choose a raster layer to segment.")
+        rasters = self.raster_layers(parameters, context)
+        layer = rasters[0]  # the area's CRS, and what a single raster's result is named after
         output = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
         if not output.lower().endswith(".gpkg"):
             output += ".gpkg"
@@ -138,18 +159,24 @@ class SegmentByTextAlgorithm(QgsProcessingAlgorithm):
             if parameters.get(self.EXTENT):
                 extent = self.parameterAsExtent(parameters, self.EXTENT, context, layer.crs())
                 aoi = bounds_aoi(extent, layer.crs())
-            raster = local_raster_path(layer)
-            if raster is None:
-                feedback.pushInfo("The layer is not a local file: exporting it to a GeoTIFF")
-                target = Path(context.temporaryFolder()) / f"saymap_export_{id(self)}.tif"
-                extent = self.parameterAsExtent(parameters, self.EXTENT, context, layer.crs())
-                plan = plan_export(
-                    layer, extent if aoi else None, settings.export_resolution, target
-                )
-                raster = write_export(plan, feedback)
+            files = []
+            for index, each in enumerate(rasters):
+                raster = local_raster_path(each)
+                if raster is None:
+                    feedback.pushInfo(
+                        f"“{each.name()}” is not a local file: exporting it to a GeoTIFF"
+                    )
+                    name = f"saymap_export_{id(self)}_{index}.tif"
+                    target = Path(context.temporaryFolder()) / name
+                    extent = self.parameterAsExtent(parameters, self.EXTENT, context, each.crs())
+                    plan = plan_export(
+                        each, extent if aoi else None, settings.export_resolution, target
+                    )
+                    raster = write_export(plan, feedback)
+                files.append(raster)
             request = segment_request(
-                layer,
-                raster,
+                rasters,
+                files,
                 prompts,
                 output,
                 settings,
@@ -163,10 +190,7 @@ class SegmentByTextAlgorithm(QgsProcessingAlgorithm):
             endpoint = ensure_engine(settings, feedback.isCanceled)
             feedback.pushInfo(f"Engine at {endpoint.base_url}; segmenting {join_prompts(prompts)}")
             job = follow_segment(
-                EngineClient(endpoint),
-                request,
-                lambda j: feedback.setProgress(j.progress * 100.0),
-                feedback.isCanceled,
+                EngineClient(endpoint), request, _progress_to(feedback), feedback.isCanceled
             )
         except SayMapPluginError as exc:
             raise QgsProcessingException(explain(exc).text) from exc
@@ -174,18 +198,52 @@ class SegmentByTextAlgorithm(QgsProcessingAlgorithm):
         for warning in result.get("warnings") or ():
             feedback.reportError(plain(str(warning)), fatalError=False)
         n_features = result.get("n_features")
-        feedback.pushInfo(f"{n_features} features written to {job.output or output}")
+        written = job.output or output
+        feedback.pushInfo(f"{n_features} features written to {written}")
         project = context.project()
         if project is not None:
             model = str(result.get("model") or "")
-            details = QgsProcessingContext.LayerDetails(
-                layer_name(prompts, layer.name(), model), project, self.OUTPUT
-            )
-            styler = StyleResult(prompts, layer.name(), model, settings.score_labels)
-            _STYLERS.append(styler)  # Processing holds only a pointer; this algorithm copy goes
-            details.setPostProcessor(styler)
-            context.addLayerToLoadOnCompletion(job.output or output, details)
-        return {self.OUTPUT: job.output or output, self.FEATURES: n_features}
+            label = rasters_label([each.name() for each in rasters])
+            tables = job.result_layers(prompts)
+            for table, held in tables.items():  # one layer per prompt (a single raster: one)
+                uri = written if len(tables) == 1 else f"{written}|layername={table}"
+                details = QgsProcessingContext.LayerDetails(
+                    layer_name(held, label, model), project, self.OUTPUT
+                )
+                styler = StyleResult(held, label, model, settings.score_labels)
+                _STYLERS.append(styler)  # Processing holds only a pointer; this copy goes
+                details.setPostProcessor(styler)
+                context.addLayerToLoadOnCompletion(uri, details)
+        return {self.OUTPUT: written, self.FEATURES: n_features}
+
+    def raster_layers(
+        self, parameters: dict[str, Any], context: QgsProcessingContext
+    ) -> list[QgsRasterLayer]:
+        """INPUT's raster, then INPUTS' (each layer once): at least one."""
+        found: list[QgsRasterLayer] = []
+        single = self.parameterAsRasterLayer(parameters, self.INPUT, context)
+        if single is not None:
+            found.append(single)
+        for each in self.parameterAsLayerList(parameters, self.INPUTS, context) or ():
+            if isinstance(each, QgsRasterLayer) and all(each.id() != f.id() for f in found):
+                found.append(each)
+        if not found:
+            raise QgsProcessingException("Choose a raster layer to segment (Raster or Rasters).")
+        return found
+
+
+def _progress_to(feedback: QgsProcessingFeedback) -> Callable[[JobInfo], None]:
+    """The job's overall progress on Processing's bar, and the engine's words for where it
+    is (a collection: "raster 3 of 16 (tile_03.tif): 40 of 96 tiles") as its text."""
+    said = [""]
+
+    def show(job: JobInfo) -> None:
+        feedback.setProgress(job.progress * 100.0)
+        if job.message and job.message != said[0]:
+            said[0] = job.message
+            feedback.setProgressText(job.message)
+
+    return show
 
 
 def parse_gsd(text: str) -> str | float:

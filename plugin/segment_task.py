@@ -4,8 +4,7 @@ the GUI never waits. run() works in a worker thread; finished() hands back on th
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Sequence
 
 from qgis.core import QgsRasterBlockFeedback, QgsTask
 from qgis.PyQt.QtCore import pyqtSignal
@@ -31,12 +30,12 @@ class SegmentTask(QgsTask):
         on_done: Callable[[JobInfo], None],
         on_failed: Callable[[Problem], None],
         on_cancelled: Callable[[], None],
-        export: ExportPlan | None = None,
+        exports: Sequence[ExportPlan] = (),
     ) -> None:
         super().__init__(f"SayMap: {join_prompts(request.prompts)}", QgsTask.Flag.CanCancel)
         self.endpoint = endpoint
         self.request = request
-        self.export = export
+        self.exports = tuple(exports)  # written first; the request already names their paths
         self.job: JobInfo | None = None
         self.problem: Problem | None = None
         self.was_cancelled = False
@@ -46,16 +45,14 @@ class SegmentTask(QgsTask):
 
     def run(self) -> bool:
         try:
-            request = self.request
-            if self.export is not None:
-                self.status.emit("exporting the raster for the engine")
-                feedback = QgsRasterBlockFeedback()
-                path = write_export(self.export, feedback)
+            for number, export in enumerate(self.exports, start=1):
+                of = f" ({number} of {len(self.exports)})" if len(self.exports) > 1 else ""
+                self.status.emit(f"exporting the raster for the engine{of}")
+                write_export(export, QgsRasterBlockFeedback())
                 if self.isCanceled():
                     raise JobCancelled("Cancelled; no layer was added.")
-                request = replace(request, raster=str(path))
             client = EngineClient(self.endpoint)
-            self.job = follow_segment(client, request, self._progress, self.isCanceled)
+            self.job = follow_segment(client, self.request, self._progress, self.isCanceled)
         except JobCancelled:
             self.was_cancelled = True
             return False
@@ -65,6 +62,8 @@ class SegmentTask(QgsTask):
         return True
 
     def _progress(self, job: JobInfo) -> None:
+        """The job's overall progress, and the engine's words for where it is (a collection
+        says "raster 3 of 16 (tile_03.tif): 40 of 96 tiles")."""
         self.job = job
         self.setProgress(max(0.0, min(100.0, job.progress * 100.0)))
         if job.message:

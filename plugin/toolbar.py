@@ -1,7 +1,8 @@
 """The SayMap toolbar: raster picker, prompt box, area choice, Run, progress, Settings.
 
 It only builds a RunInput and emits it; the runner does the work (Deepness's pattern).
-The raster picker follows the layer selected in the Layers panel (follow_layer).
+The raster picker follows the layer selected in the Layers panel (follow_layer), and offers
+"all visible rasters": every raster shown on the map, sent as one collection job.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from qgis.core import (
     QgsApplication,
     QgsMapLayer,
     QgsMapLayerProxyModel,
+    QgsProject,
     QgsRasterLayer,
     QgsVectorLayer,
 )
@@ -38,6 +40,10 @@ LAYER_NAME_CHARS = 24
 POLYGON_NAME_CHARS = 18
 
 
+# The raster picker's extra choice: every raster shown on the map, as one collection job.
+ALL_VISIBLE = "All visible rasters"
+
+
 @dataclass(frozen=True)
 class RunInput:
     """What the toolbar holds when Run is pressed, and what a rerun changes."""
@@ -48,6 +54,25 @@ class RunInput:
     polygon_layer: QgsVectorLayer | None
     assume_crs: str | None = None  # "use the project's CRS", offered when the file has none
     resolution_checked: bool = False  # "run anyway" after the resolution warning
+    all_visible: bool = False  # "all visible rasters": `rasters`, as shown when Run was pressed
+    rasters: tuple[QgsRasterLayer, ...] = ()
+
+    def layers(self) -> tuple[QgsRasterLayer, ...]:
+        """The rasters to segment: the chosen one, or every visible one."""
+        if self.all_visible:
+            return self.rasters
+        return () if self.raster is None else (self.raster,)
+
+
+def visible_rasters(project: QgsProject) -> tuple[QgsRasterLayer, ...]:
+    """The valid raster layers shown on the map (ticked, and every group above them), in the
+    Layers panel's order from the top."""
+    found = []
+    for node in project.layerTreeRoot().findLayers():
+        layer = node.layer()
+        if isinstance(layer, QgsRasterLayer) and layer.isValid() and node.isVisible():
+            found.append(layer)
+    return tuple(dict.fromkeys(found))
 
 
 def theme_icon(name: str) -> QIcon:
@@ -80,8 +105,10 @@ class SayMapToolbar(QToolBar):
             self,
             QgsMapLayerProxyModel.Filter.RasterLayer,
             LAYER_NAME_CHARS,
-            "Raster layer to segment (follows the layer selected in the Layers panel)",
+            "Raster layer to segment (follows the layer selected in the Layers panel), or "
+            "all visible rasters as one job",
         )
+        self.raster_combo.setAdditionalItems([ALL_VISIBLE])
         self.addWidget(self.raster_combo)
 
         self.prompt_combo = QComboBox(self)
@@ -165,9 +192,21 @@ class SayMapToolbar(QToolBar):
 
     def follow_layer(self, layer: QgsMapLayer | None) -> None:
         """The layer selected in the Layers panel becomes the raster to segment (a raster
-        only: selecting a vector layer keeps the raster chosen)."""
+        only: selecting a vector layer keeps the raster chosen). "All visible rasters" stays
+        chosen until a raster is picked here: selecting layers is how one ticks them."""
+        if self.all_visible():
+            return
         if isinstance(layer, QgsRasterLayer) and layer.isValid():
             self.raster_combo.setLayer(layer)
+
+    def all_visible(self) -> bool:
+        """Whether the raster picker says "all visible rasters"."""
+        return self.raster_combo.currentLayer() is None and (
+            self.raster_combo.currentText() == ALL_VISIBLE
+        )
+
+    def choose_all_visible(self) -> None:
+        self.raster_combo.setCurrentIndex(self.raster_combo.findText(ALL_VISIBLE))
 
     def _area_changed(self) -> None:
         self._polygon_action.setVisible(self.area() == AreaChoice.SELECTED_FEATURES)
@@ -213,11 +252,14 @@ class SayMapToolbar(QToolBar):
         """The toolbar's state as a RunInput; PromptError when the prompt box is empty."""
         layer = self.raster_combo.currentLayer()
         polygons = self.polygon_combo.currentLayer()
+        all_visible = self.all_visible()
         return RunInput(
             raster=layer if isinstance(layer, QgsRasterLayer) else None,
             prompts=split_prompts(self.prompt_combo.currentText()),
             area=self.area(),
             polygon_layer=polygons if isinstance(polygons, QgsVectorLayer) else None,
+            all_visible=all_visible,
+            rasters=visible_rasters(QgsProject.instance()) if all_visible else (),
         )
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
