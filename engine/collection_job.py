@@ -53,6 +53,7 @@ from saymap.engine.errors import AOIError, CRSError, OptionError, OutputError
 from saymap.engine.output import GeoPackageWriter, check_output_path, layer_names
 from saymap.engine.plan import ModelFacts, SegmentOptions, SegmentPlan, plan_segment
 from saymap.engine.prompt import check_prompts
+from saymap.engine.raster import RasterSpec
 from saymap.engine.tiling import TileGrid
 from saymap.engine.timing import StageTimes
 from saymap.engine.vectorize import Destination, vectorize_to_geopackage
@@ -272,7 +273,8 @@ def plan_collection(
         )  # fmt: skip
         whole = dataclasses.replace(options, aoi=None, probabilities_path=None)
         groups = tuple(
-            GroupPlan(g, plan_segment(g.mosaic, checked, whole, model)) for g in layout.groups
+            GroupPlan(g, plan_segment(g.mosaic, checked, whole, model, native=_opened(g)))
+            for g in layout.groups
         )
         if options.probabilities_path is not None and len(groups) > 1:
             raise OptionError(
@@ -309,6 +311,13 @@ class _TemporaryFolder:
 
     def __init__(self, folder: str) -> None:
         weakref.finalize(self, shutil.rmtree, folder, True)
+
+
+def _opened(group: Group) -> RasterSpec | None:
+    """The lone raster's spec as the layout opened it, where the layout keeps it (the
+    1024 px scaling sample of a 16-bit raster is then read once, not twice)."""
+    spec = getattr(group, "spec", None)
+    return spec if isinstance(spec, RasterSpec) and spec.path == group.mosaic else None
 
 
 def _plan_units(layout: Layout, groups: Sequence[GroupPlan], aoi: AOI | None) -> list[UnitPlan]:

@@ -141,13 +141,18 @@ def plan_segment(
     prompts: Sequence[str],
     options: SegmentOptions,
     model: ModelFacts,
+    *,
+    native: RasterSpec | None = None,
 ) -> SegmentPlan:
     """Check everything about a segmentation that needs no model weights; raises the
-    SaymapError that names the first thing to fix (options, prompts, raster, AOI, tiles)."""
+    SaymapError that names the first thing to fix (options, prompts, raster, AOI, tiles).
+    `native`: the raster as already opened with these options' bands and CRS (a
+    collection's layout opened it), so it is not opened and sampled again."""
     started = time.perf_counter()
     options.check()  # before anything is opened or allocated
     checked = tuple(check_prompts(prompts))
-    native = open_raster(raster_path, bands=options.bands, assume_crs=options.assume_crs)
+    if native is None:
+        native = open_raster(raster_path, bands=options.bands, assume_crs=options.assume_crs)
     spec, resolution = working_spec(native, options.gsd, model.card)
     region = resolve_region(spec, options.aoi)
     tile = options.tile or model.tile_size

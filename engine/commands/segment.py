@@ -274,13 +274,18 @@ def run(args: argparse.Namespace) -> int:
     plan, checkpoint = check_inputs(args)  # every rank checks: all refuse bad input alike
     # torch from here on: the device and the model only once the input is good
     from saymap.engine.device import choose_device
-    from saymap.engine.distributed import finish_distributed, init_distributed, rank_device
+    from saymap.engine.distributed import (
+        finish_distributed,
+        from_environment,
+        init_distributed,
+        rank_device,
+    )
     from saymap.engine.model import load_model
 
+    # A missing device is refused before the process group and the model.
+    device, _ = choose_device(rank_device(plan.options.device, from_environment()))
     info = init_distributed(plan.options.device, timeout=RANK_WAIT)  # world 1 outside torchrun
     try:
-        # refuses a missing device before the model
-        device, _ = choose_device(rank_device(plan.options.device, info))
         model = load_model(checkpoint, device=device)
         try:
             result = _segment(args, plan, model, info)
