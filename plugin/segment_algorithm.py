@@ -147,7 +147,7 @@ class SegmentByTextAlgorithm(QgsProcessingAlgorithm):
         feedback: QgsProcessingFeedback,
     ) -> dict[str, Any]:
         rasters = self.raster_layers(parameters, context)
-        layer = rasters[0]  # the area's CRS, and what a single raster's result is named after
+        layer = rasters[0]  # the area is read in its CRS
         output = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
         if not output.lower().endswith(".gpkg"):
             output += ".gpkg"
