@@ -344,7 +344,8 @@ def test_sigterm_removes_the_temporary_files_as_ctrl_c_does(
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 120
-        while not any(n.endswith(".probabilities.tif") for n in os.listdir(work)):
+        units = work / "roofs.gpkg.saymap-job" / "units"  # the job folder (collection_job.py)
+        while not (units.is_dir() and any(n.endswith(".tmp.tif") for n in os.listdir(units))):
             assert process.poll() is None, process.communicate()
             assert time.monotonic() < deadline, "no temporary file appeared"
             time.sleep(0.05)
