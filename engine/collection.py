@@ -14,7 +14,7 @@ import math
 import os
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -103,6 +103,8 @@ class Group:
     crs_wkt: str
     rasters: tuple[str, ...]
     mosaic: str  # what the pipeline reads: the raster itself when alone, else a VRT in work_dir
+    # A lone raster's spec as opened here, so planning it does not open and sample it again.
+    spec: RasterSpec | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -417,6 +419,7 @@ def lay_out(
             crs_wkt=members[component[0]].spec.crs.to_wkt(),
             rasters=tuple(os.path.abspath(members[i].spec.path) for i in component),
             mosaic=mosaics[g],
+            spec=members[component[0]].spec if len(component) == 1 else None,
         )
         for g, component in enumerate(components)
     )

@@ -316,8 +316,8 @@ class _TemporaryFolder:
 def _opened(group: Group) -> RasterSpec | None:
     """The lone raster's spec as the layout opened it, where the layout keeps it (the
     1024 px scaling sample of a 16-bit raster is then read once, not twice)."""
-    spec = getattr(group, "spec", None)
-    return spec if isinstance(spec, RasterSpec) and spec.path == group.mosaic else None
+    spec = group.spec
+    return spec if spec is not None and os.path.abspath(spec.path) == group.mosaic else None
 
 
 def _plan_units(layout: Layout, groups: Sequence[GroupPlan], aoi: AOI | None) -> list[UnitPlan]:
