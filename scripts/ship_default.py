@@ -45,8 +45,8 @@ def main() -> None:
     card.update(
         {
             "name": args.dest.name,
-            "recipe_file": "training/recipes/default.toml, then "
-            "training/recipes/default-stage2.toml",
+            "recipe_file": "training/recipes/default.toml, then default-stage2.toml and "
+            "default-stage3.toml (each from the model of the stage before)",
             "command": "make train-default  (scripts/train_default.sh)",
             "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "trained_on": f"{platform.processor() or platform.machine()}, commit {commit}",
@@ -57,8 +57,8 @@ def main() -> None:
                 "hot_zanzibar, hot_kathmandu, hot_nairobi and spacenet_atlanta ('all "
                 "buildings' group samples and sentences computed from the polygons); "
                 "dubai_landcover tiles 1-6 (building, road, water, vegetation) at its own "
-                "resolution; in stage 2 (3,000 steps from the 2,000-step stage-1 model) "
-                "Dubai's water and road chips drawn 3x and 2x as often",
+                "resolution; from stage 2 on (3,000 + 2,000 steps after the 2,000-step "
+                "stage 1) Dubai's water and road chips drawn 3x and 2x as often",
                 "synthetic: saymap data synth --n 2000 --seed 0 (train split), for the "
                 "referring kinds and vehicle, ship, airplane, storage tank",
                 "never trained on: the east 25 % of every labelled real raster and "

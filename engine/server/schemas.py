@@ -7,6 +7,7 @@ Checks that need the file system (does the raster exist?) live in `preflight.py`
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -40,7 +41,10 @@ DEVICE_PATTERN = r"^(auto|cpu|mps|cuda(:[0-9]{1,2})?)$"
 # cannot encode, are refused too but not stated: JSON Schema engines in Rust (schemathesis's
 # among them) cannot compile a surrogate range, and no JSON encoder sends one by accident.
 _CHAR = r"[^\u0000]"  # any character but NUL
-_ABSOLUTE = r"(?:/|\\|[A-Za-z]:[/\\])"  # POSIX /…, Windows C:\… or C:/…, UNC \\…
+# Absolute on the engine's own machine: on POSIX a path that starts with a backslash is a
+# name in the engine's working folder (schemathesis had one written there), so only Windows
+# accepts C:\…, C:/… and UNC paths.
+_ABSOLUTE = r"(?:/|\\|[A-Za-z]:[/\\])" if os.name == "nt" else r"/"
 PLAIN_PATTERN = rf"^{_CHAR}*$"
 ABSOLUTE_PATTERN = rf"^{_ABSOLUTE}{_CHAR}*$"
 # `(?![\s\S])`: the very end. `$` also matches before a final newline in Python's regexes,
