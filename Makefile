@@ -51,6 +51,7 @@ bench: setup
 	$(PY) scripts/bench_pipeline.py
 	$(PY) scripts/bench.py --model tiny --sizes 2000 8000 16000
 	$(PY) scripts/bench_server.py --write-benchmarks
+	$(PY) scripts/bench_collection.py
 	$(VENV)/bin/saymap scorecard --out out/scorecard/default.json --overwrite --benchmarks BENCHMARKS.md
 
 # Rebuilds engine/models/default from training/recipes/default.toml (needs ../shared).
