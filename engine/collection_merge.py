@@ -130,8 +130,12 @@ def merge(
     with (
         rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES),
         times.measure("vectorise"),
-        GeoPackageWriter(
-            output, plan.out_crs_wkt, options.overwrite, layers=list(plan.layers.values())
+        GeoPackageWriter(  # written in the job folder: a kill mid-merge leaves nothing beside it
+            output,
+            plan.out_crs_wkt,
+            options.overwrite,
+            layers=list(plan.layers.values()),
+            temp_dir=work,
         ) as writer,
     ):
         for group in plan.groups:

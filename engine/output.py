@@ -113,7 +113,10 @@ class GeoPackageWriter:
         crs_wkt: str,
         overwrite: bool = False,
         layers: Sequence[str] = (LAYER,),
+        temp_dir: str | os.PathLike[str] | None = None,
     ):
+        """`temp_dir`: where the file is written before it is renamed into place (same
+        filesystem as `path`); default beside it, as a hidden name."""
         self.path = check_output_path(path, overwrite)
         self.crs_wkt = crs_wkt
         self.overwrite = overwrite
@@ -121,7 +124,8 @@ class GeoPackageWriter:
         self.count = 0
         self.counts = dict.fromkeys(self.layers, 0)  # features per layer
         self._created: set[str] = set()
-        self._temp = self.path.with_name(f".{self.path.stem}.{uuid.uuid4().hex[:12]}.tmp.gpkg")
+        name = f".{self.path.stem}.{uuid.uuid4().hex[:12]}.tmp.gpkg"
+        self._temp = Path(temp_dir) / name if temp_dir is not None else self.path.with_name(name)
 
     def __enter__(self) -> GeoPackageWriter:
         return self

@@ -269,3 +269,19 @@ def test_one_layer_per_prompt_each_present_even_when_empty(tmp_path: Path) -> No
               for row in pyogrio.list_layers(target)}  # fmt: skip
     assert counts == {"saymap_roads": 2, "saymap_storage_tank": 1, "saymap_storage_tank_2": 0}
     assert sorted(os.listdir(tmp_path)) == ["layers.gpkg"]
+
+
+def test_a_writer_can_stage_its_file_in_a_job_folder(tmp_path: Path) -> None:
+    """The collection merge stages the GeoPackage in its job folder, so an engine killed
+    mid-merge leaves nothing beside the output (the job folder is the job's to clean)."""
+    work = tmp_path / "out.gpkg.saymap-job"
+    work.mkdir()
+    target = tmp_path / "out.gpkg"
+    with GeoPackageWriter(target, UTM.to_wkt(), temp_dir=work) as writer:
+        writer.write([box(0, 0, 1, 1)], _fields(1))
+        assert sorted(os.listdir(tmp_path)) == ["out.gpkg.saymap-job"]
+        assert [p.suffix for p in work.iterdir()] == [".gpkg"]
+        assert writer.commit() == 1
+    assert sorted(os.listdir(tmp_path)) == ["out.gpkg", "out.gpkg.saymap-job"]
+    assert list(work.iterdir()) == []
+    assert pyogrio.read_info(target, layer="saymap")["features"] == 1
