@@ -109,6 +109,10 @@ class SayMapToolbar(QToolBar):
             "all visible rasters as one job",
         )
         self.raster_combo.setAdditionalItems([ALL_VISIBLE])
+        # Only a person's choice of "All visible rasters" stops the picker following the Layers
+        # panel: with no raster in the project it is the only item, chosen by default.
+        self._chose_all_visible = False
+        self.raster_combo.activated.connect(self._raster_activated)
         self.addWidget(self.raster_combo)
 
         self.prompt_combo = QComboBox(self)
@@ -194,7 +198,7 @@ class SayMapToolbar(QToolBar):
         """The layer selected in the Layers panel becomes the raster to segment (a raster
         only: selecting a vector layer keeps the raster chosen). "All visible rasters" stays
         chosen until a raster is picked here: selecting layers is how one ticks them."""
-        if self.all_visible():
+        if self._chose_all_visible and self.all_visible():
             return
         if isinstance(layer, QgsRasterLayer) and layer.isValid():
             self.raster_combo.setLayer(layer)
@@ -207,6 +211,10 @@ class SayMapToolbar(QToolBar):
 
     def choose_all_visible(self) -> None:
         self.raster_combo.setCurrentIndex(self.raster_combo.findText(ALL_VISIBLE))
+        self._chose_all_visible = True
+
+    def _raster_activated(self, _index: int) -> None:
+        self._chose_all_visible = self.all_visible()
 
     def _area_changed(self) -> None:
         self._polygon_action.setVisible(self.area() == AreaChoice.SELECTED_FEATURES)
