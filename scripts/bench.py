@@ -226,6 +226,17 @@ def measure_cancel(raster: Path, args: argparse.Namespace, after: float = 20.0) 
     return json.loads(child.stdout.strip().splitlines()[-1])
 
 
+def replace_section(title: str, text: str) -> None:
+    """Put `text` in BENCHMARKS.md in place of the section headed `title` (or at the end)."""
+    current = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n"
+    section = re.compile(rf"^{re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
+    if section.search(current):
+        current = section.sub(lambda _: text.rstrip() + "\n\n", current)
+    else:
+        current = current.rstrip() + "\n\n" + text
+    BENCHMARKS.write_text(current.rstrip() + "\n")
+
+
 def machine() -> str:
     cpu = platform.processor() or "unknown CPU"
     try:

@@ -27,7 +27,7 @@ import numpy as np
 import pyogrio
 import rasterio
 from affine import Affine
-from bench import BENCHMARKS, CACHE, machine
+from bench import BENCHMARKS, CACHE, machine, replace_section
 
 SIDE = 4  # rasters per side
 PIECE = 640  # pixels per raster side, at 0.3 m: 2 × 2 tiles of 512 px with 64 px overlap
@@ -125,82 +125,26 @@ def main() -> int:
         )
     )
 
-    out = work / "collection.gpkg"
-    seconds, stdout = timed(
-        [saymap, "segment", str(rasters[0].parent), "-p", PROMPT, "-o", str(out), *common]
-    )
-    one = features(out)
-    rows.append(("one collection job", 1, "cpu", seconds, tiles_in(stdout), one, 1))
+    folder = str(rasters[0].parent)
 
-    out2 = work / "collection_2.gpkg"
-    torchrun = [
-        str(VENV_BIN / "torchrun"),
-        "--nproc-per-node",
-        "2",
-        "--rdzv-backend",
-        "c10d",
-        "--rdzv-endpoint",
-        "localhost:0",
-    ]
-    seconds, stdout = timed(
-        [
-            *torchrun,
-            saymap,
-            "segment",
-            str(rasters[0].parent),
-            "-p",
-            PROMPT,
-            "-o",
-            str(out2),
-            *common,
-            "--device",
-            "cpu",
-        ]
-    )
-    rows.append(
-        (
-            "one collection job, torchrun 2 processes (gloo)",
-            2,
-            "cpu",
-            seconds,
-            tiles_in(stdout),
-            features(out2),
-            1,
-        )
-    )
+    def job(name: str, out: str, launcher: list[str], processes: int, device: str) -> None:
+        """One `saymap segment FOLDER -p PROMPT` job as a row (the same folder every time)."""
+        target = work / out
+        command = [*launcher, saymap, "segment", folder, "-p", PROMPT, "-o", str(target)]
+        seconds, stdout = timed([*command, *common, "--device", device])
+        rows.append((name, processes, device, seconds, tiles_in(stdout), features(target), 1))
 
+    job("one collection job", "collection.gpkg", [], 1, "cpu")
+    torchrun = [str(VENV_BIN / "torchrun"), "--nproc-per-node", "2"]
+    torchrun += ["--rdzv-backend", "c10d", "--rdzv-endpoint", "localhost:0"]
+    job("one collection job, torchrun 2 processes (gloo)", "collection_2.gpkg", torchrun, 2, "cpu")
     gpu = None
     try:
         import torch
 
         if torch.cuda.is_available():
             gpu = torch.cuda.get_device_name(0)
-            out3 = work / "collection_gpu.gpkg"
-            seconds, stdout = timed(
-                [
-                    saymap,
-                    "segment",
-                    str(rasters[0].parent),
-                    "-p",
-                    PROMPT,
-                    "-o",
-                    str(out3),
-                    *common,
-                    "--device",
-                    "cuda",
-                ]
-            )
-            rows.append(
-                (
-                    f"one collection job on {gpu}",
-                    1,
-                    "cuda",
-                    seconds,
-                    tiles_in(stdout),
-                    features(out3),
-                    1,
-                )
-            )
+            job(f"one collection job on {gpu}", "collection_gpu.gpkg", [], 1, "cuda")
     except ImportError:
         pass
 
@@ -233,13 +177,7 @@ def main() -> int:
     text = "\n".join(lines)
     print(text)
     if not args.no_write:
-        current = BENCHMARKS.read_text()
-        section = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-        if section.search(current):
-            current = section.sub(lambda _: text.rstrip() + "\n\n", current)
-        else:
-            current = current.rstrip() + "\n\n" + text
-        BENCHMARKS.write_text(current.rstrip() + "\n")
+        replace_section(SECTION, text)
         print(f"bench: updated {BENCHMARKS}")
     return 0
 

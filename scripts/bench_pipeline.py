@@ -25,7 +25,6 @@ import datetime as dt
 import json
 import os
 import platform
-import re
 import shlex
 import subprocess
 import sys
@@ -34,7 +33,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import BENCHMARKS, CACHE, generated_raster, machine
+from bench import BENCHMARKS, CACHE, generated_raster, machine, replace_section
 
 ROOT = Path(__file__).resolve().parents[1]
 TILES = {"tiny": (512, 64), "base": (480, 64)}  # tile, overlap
@@ -484,13 +483,7 @@ def report(results: dict, args: argparse.Namespace) -> str:
 
 
 def write_section(text: str) -> None:
-    current = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n"
-    section = re.compile(r"^## Throughput\n.*?(?=^## |\Z)", re.S | re.M)
-    if section.search(current):
-        current = section.sub(lambda _: text.rstrip() + "\n\n", current)
-    else:
-        current = current.rstrip() + "\n\n" + text
-    BENCHMARKS.write_text(current.rstrip() + "\n")
+    replace_section("## Throughput", text)
 
 
 def main() -> int:
