@@ -54,3 +54,15 @@ class BrightnessSegmenter(nn.Module):
         brightness = pixel_values.mean(dim=1, keepdim=True)  # (B, 3, H, W) -> (B, 1, H, W)
         logits = (brightness - self.config.level) * self.config.sharpness
         return SegmentationOutput(logits=logits, target_logits=logits[..., ::4, ::4])
+
+
+class RecordingSegmenter(BrightnessSegmenter):
+    """The brightness segmenter, also noting the batch shape of every forward pass."""
+
+    def __init__(self, config: BrightnessConfig | None = None) -> None:
+        super().__init__(config or BrightnessConfig(tile_size=128))
+        self.batches: list[tuple[int, ...]] = []
+
+    def forward(self, pixel_values: torch.Tensor, text: TextFeatures) -> SegmentationOutput:
+        self.batches.append(tuple(pixel_values.shape))
+        return super().forward(pixel_values, text)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pyogrio
 import rasterio
 import shapely
 from affine import Affine
@@ -81,3 +82,9 @@ def equal_area_m2(geometry: Polygon, crs_wkt: str) -> float:
     )
     to_laea = Transformer.from_crs(geographic, laea, always_xy=True)
     return shapely.transform(lonlat, lambda xy: np.column_stack(to_laea.transform(*xy.T))).area
+
+
+def read_features(path: Path) -> tuple[list, dict[str, np.ndarray]]:
+    """The polygons and fields of a one-prompt result (layer "saymap")."""
+    meta, _, wkb, fields = pyogrio.raw.read(path, layer="saymap")
+    return list(shapely.from_wkb(wkb)), dict(zip(meta["fields"], fields, strict=True))

@@ -32,24 +32,11 @@ from saymap.engine.errors import (
     RasterReadError,
 )
 from saymap.engine.infer import SegmentOptions, segment_raster
-from saymap.engine.model.outputs import SegmentationOutput, TextFeatures
-from tests.engine.brightness import BrightnessConfig, BrightnessSegmenter
+from tests.engine.brightness import BrightnessConfig, RecordingSegmenter
 from tests.engine.generated import GRIDS, rgb, with_black_fill, with_white_nodata
-from tests.engine.painting import Box, box_in_map, paint_copy
+from tests.engine.painting import Box, box_in_map, paint_copy, read_features
 
 OPTIONS = SegmentOptions(tile=128, overlap=32, batch_size=4, device="cpu")
-
-
-class RecordingSegmenter(BrightnessSegmenter):
-    """The brightness segmenter, also noting the batch shape of every forward pass."""
-
-    def __init__(self, config: BrightnessConfig | None = None) -> None:
-        super().__init__(config or BrightnessConfig(tile_size=128))
-        self.batches: list[tuple[int, ...]] = []
-
-    def forward(self, pixel_values: torch.Tensor, text: TextFeatures) -> SegmentationOutput:
-        self.batches.append(tuple(pixel_values.shape))
-        return super().forward(pixel_values, text)
 
 
 def painted(tmp_path: Path, boxes: list[Box], grid: str = "rd_new", size: int = 512) -> Path:
@@ -59,11 +46,6 @@ def painted(tmp_path: Path, boxes: list[Box], grid: str = "rd_new", size: int = 
     paint_copy(source, target, boxes)
     source.unlink()
     return target
-
-
-def read_features(path: Path) -> tuple[list, dict[str, np.ndarray]]:
-    meta, _, wkb, fields = pyogrio.raw.read(path, layer="saymap")
-    return list(shapely.from_wkb(wkb)), dict(zip(meta["fields"], fields, strict=True))
 
 
 def test_prompts_encoded_once_and_tiles_batched(tmp_path: Path) -> None:

@@ -15,20 +15,17 @@ import threading
 from pathlib import Path
 
 import numpy as np
-import pyogrio
 import pytest
 import rasterio
 import shapely
-import torch
 from pyproj import Transformer
 
 from saymap.engine.aoi import AOI
 from saymap.engine.errors import Cancelled, OptionError, OutputError, PromptError, RasterReadError
 from saymap.engine.infer import SegmentOptions, segment_raster
-from saymap.engine.model.outputs import SegmentationOutput, TextFeatures
 from tests.conftest import skip_module_without_real_data
-from tests.engine.brightness import BrightnessConfig, BrightnessSegmenter
-from tests.engine.painting import box_in_map, paint_copy
+from tests.engine.brightness import BrightnessConfig, RecordingSegmenter
+from tests.engine.painting import box_in_map, paint_copy, read_features
 
 skip_module_without_real_data("pipeline on real rasters (test_infer_generated.py runs everywhere)")
 pytestmark = pytest.mark.real_data
@@ -39,27 +36,10 @@ NEON = ("neon_osbs", "OSBS_029.tif")
 OPTIONS = SegmentOptions(tile=128, overlap=32, batch_size=4, device="cpu")
 
 
-class RecordingSegmenter(BrightnessSegmenter):
-    """The brightness segmenter, also noting the batch shape of every forward pass."""
-
-    def __init__(self, config: BrightnessConfig | None = None) -> None:
-        super().__init__(config or BrightnessConfig(tile_size=128))
-        self.batches: list[tuple[int, ...]] = []
-
-    def forward(self, pixel_values: torch.Tensor, text: TextFeatures) -> SegmentationOutput:
-        self.batches.append(tuple(pixel_values.shape))
-        return super().forward(pixel_values, text)
-
-
 def painted(real_data: Path, tmp_path: Path, sample: tuple[str, str], boxes: list) -> Path:
     path = tmp_path / "painted.tif"
     paint_copy(real_data.joinpath(*sample), path, boxes)
     return path
-
-
-def read_features(path: Path) -> tuple[list, dict[str, np.ndarray]]:
-    meta, _, wkb, fields = pyogrio.raw.read(path, layer="saymap")
-    return list(shapely.from_wkb(wkb)), dict(zip(meta["fields"], fields, strict=True))
 
 
 def test_prompts_encoded_once_and_tiles_batched(real_data: Path, tmp_path: Path) -> None:
