@@ -42,6 +42,13 @@ def _outside_names(exc: SaymapError, inside: Path, output: str) -> SaymapError:
         return exc
 
 
+def _disk_full(exc: OSError, plan: SegmentPlan | CollectionPlan, output: str) -> SaymapError | None:
+    """The DiskFullError for `exc` (naming the space the run needs), or None when `exc` is
+    not a full disk."""
+    # Float32 probabilities, uncompressed: the most the run writes beside its output.
+    return disk_full(exc, output, needed_bytes=plan.native_pixels * 4 * len(plan.prompts))
+
+
 def run_segment(context: JobContext, *, models: ModelCache) -> dict[str, Any]:
     """Run the plan the preflight made for this job; raises Cancelled or a SaymapError."""
     plan = context.prepared
@@ -80,9 +87,7 @@ def _run_single(
             raise
         raise renamed from exc
     except OSError as exc:  # GDAL's write errors: a full disk is the user's to fix, no bug
-        # Float32 probabilities, uncompressed: the most the run writes beside its output.
-        needed = plan.native_pixels * 4 * len(plan.prompts)
-        full = disk_full(exc, output, needed_bytes=needed)
+        full = _disk_full(exc, plan, output)
         if full is None:
             raise
         raise full from exc
@@ -107,8 +112,7 @@ def _run_collection(
             )
         raise
     except OSError as exc:  # GDAL's write errors: a full disk is the user's to fix, no bug
-        needed = plan.native_pixels * 4 * len(plan.prompts)
-        full = disk_full(exc, output, needed_bytes=needed)
+        full = _disk_full(exc, plan, output)
         if full is None:
             raise
         raise full from exc
