@@ -218,7 +218,8 @@ def build_datasets(data: DataSection) -> tuple[SampleDataset, SampleDataset | No
     if data.dubai:
         from saymap.training.dubai import DubaiDataset
 
-        train.append(DubaiDataset(Path(data.dubai), data.chip_size))
+        jitter = data.scale_jitter if data.dubai_scale_jitter is None else data.dubai_scale_jitter
+        train.append(DubaiDataset(Path(data.dubai), data.chip_size, scale_jitter=jitter))
     if data.refsegrs:
         from saymap.training.formats import load_refsegrs
 

@@ -108,14 +108,14 @@ class LayerDataset:
     def __getitem__(self, index: int) -> Sample:
         r = self.records[index]
         spec, window = self.window_of(index)
-        side = _jittered_side(r.size, self.scale_jitter)
+        side = jittered_side(r.size, self.scale_jitter)
         if side != r.size:
             shift = (side - r.size) // 2
             window = Window(r.col - shift, r.row - shift, side, side)
         with WindowReader(spec) as reader:
             pixels, _valid = reader.read(window)
         if side != r.size:
-            pixels = _resize(pixels, r.size)
+            pixels = resize_pixels(pixels, r.size)
         mask = rasterize(
             [(g, 1) for g in r.geometries if not g.is_empty],
             out_shape=(r.size, r.size),
@@ -135,7 +135,7 @@ class LayerDataset:
         )
 
 
-def _jittered_side(size: int, jitter: float) -> int:
+def jittered_side(size: int, jitter: float) -> int:
     """A chip side drawn log-uniformly in [size / (1 + jitter), size * (1 + jitter)]."""
     if jitter <= 0:
         return size
@@ -143,7 +143,7 @@ def _jittered_side(size: int, jitter: float) -> int:
     return max(8, round(size * math.exp(np.random.default_rng().uniform(-bound, bound))))
 
 
-def _resize(pixels: np.ndarray, size: int) -> np.ndarray:
+def resize_pixels(pixels: np.ndarray, size: int) -> np.ndarray:
     """(3, h, w) uint8 → (3, size, size): area-averaged when shrinking, bilinear otherwise."""
     import torch
     import torch.nn.functional as F

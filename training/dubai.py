@@ -2,8 +2,12 @@
 ("all roads") per class present in each grid chip of an image.
 
 The images carry no georeference and no stated ground resolution, so chips are cut at the
-images' own resolution; the scorecard segments them at native resolution too. The tile
-folder the scorecard keeps back (holdouts.DUBAI_HOLDOUT_TILE) is never listed here.
+images' own resolution; the scorecard segments them at native resolution too. Their tile
+folders differ in scale (roads and houses about twice as many pixels across in one folder
+as in another), so `scale_jitter` reads each chip from a window 1/(1+j) to 1+j times its side
+and resizes it back: one model for every scale, and wider windows that show a lake or the
+sea with its shore. The tile folder the scorecard keeps back (holdouts.DUBAI_HOLDOUT_TILE)
+is never listed here.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import numpy as np
 from saymap.engine.class_names import group_expression
 from saymap.engine.errors import DatasetError
 from saymap.training.chips import grid
+from saymap.training.datasets import jittered_side, resize_pixels
 from saymap.training.holdouts import dubai_images
 from saymap.training.samples import Sample, SampleMeta
 
@@ -68,6 +73,7 @@ class DubaiDataset:
         root: str | Path,
         chip_size: int = 256,
         classes: tuple[str, ...] = tuple(CLASS_COLOURS),
+        scale_jitter: float = 0.0,
     ) -> None:
         self.pairs = dubai_images(Path(root), holdout=False)
         if not self.pairs:
@@ -76,6 +82,7 @@ class DubaiDataset:
         if unknown:
             raise DatasetError(f"dubai_landcover has no class {', '.join(unknown)}")
         self.chip_size = chip_size
+        self.scale_jitter = scale_jitter
         self.records: list[_Record] = []
         for k, (_, mask_path) in enumerate(self.pairs):
             rgb = _load(str(mask_path))
@@ -102,8 +109,18 @@ class DubaiDataset:
         r = self.records[index]
         image_path, mask_path = self.pairs[r.pair]
         s = self.chip_size
-        image = _load(str(image_path))[r.row : r.row + s, r.col : r.col + s]
-        mask = class_mask(_load(str(mask_path))[r.row : r.row + s, r.col : r.col + s], r.class_name)
+        pixels = _load(str(image_path))
+        height, width = pixels.shape[:2]
+        side = min(jittered_side(s, self.scale_jitter), height, width)
+        row = _centred(r.row, s, side, height)
+        col = _centred(r.col, s, side, width)
+        image = pixels[row : row + side, col : col + side]
+        mask = class_mask(_load(str(mask_path))[row : row + side, col : col + side], r.class_name)
+        if side != s:
+            image = resize_pixels(np.ascontiguousarray(image.transpose(2, 0, 1)), s).transpose(
+                1, 2, 0
+            )
+            mask = _nearest(mask, s)
         return Sample(
             image=np.ascontiguousarray(image),
             mask=mask,
@@ -114,3 +131,15 @@ class DubaiDataset:
             sample_id=self._sample_id(r),
             source="dubai",
         )
+
+
+def _centred(start: int, size: int, side: int, extent: int) -> int:
+    """First row (or column) of a `side` window centred on the chip at `start`, kept inside."""
+    return int(min(max(start + (size - side) // 2, 0), extent - side))
+
+
+def _nearest(mask: np.ndarray, size: int) -> np.ndarray:
+    """(h, w) {0, 1} → (size, size) by nearest neighbour: labels are not blended."""
+    rows = (np.arange(size) * mask.shape[0] // size).clip(0, mask.shape[0] - 1)
+    cols = (np.arange(size) * mask.shape[1] // size).clip(0, mask.shape[1] - 1)
+    return np.ascontiguousarray(mask[rows][:, cols])

@@ -44,6 +44,9 @@ class DataSection:
     augment: bool = False  # photometric augmentation of real chips (training/augment.py)
     real_share_per_batch: float | None = None  # at least this share of each batch is real
     dubai: str | None = None  # the dubai_landcover folder (its held-out tile is skipped)
+    # Dubai's images state no ground resolution and differ about 2x in scale between folders:
+    # their own jitter (None: scale_jitter).
+    dubai_scale_jitter: float | None = None
     # Each sample of these sources ("layer", "dubai", "synthetic", …) enters the batch draw this
     # many times, so a small source is not drowned by a large one on the same side of the mix;
     # "source/class" (e.g. "dubai/water") repeats one class of a source, and wins over "source".
@@ -119,6 +122,11 @@ class Recipe:
             raise RecipeError(
                 "data.source_repeat values must be whole numbers >= 1, "
                 f"got {self.data.source_repeat}"
+            )
+        jitters = (self.data.scale_jitter, self.data.dubai_scale_jitter or 0.0)
+        if any(j < 0 for j in jitters):
+            raise RecipeError(
+                f"data.scale_jitter and data.dubai_scale_jitter must be >= 0, got {jitters}"
             )
         if self.data.chip_size % 32:
             raise RecipeError(f"data.chip_size must be a multiple of 32, got {self.data.chip_size}")
