@@ -23,7 +23,12 @@ def test_the_validation_strip_lies_on_the_side_asked_for(plugins_dir) -> None:
 
 
 def test_only_sentences_that_train_are_counted(plugins_dir) -> None:
-    from saymap.wizard.plan import TrainPreview, sentence_advice, sentence_problem
+    from saymap.wizard.plan import (
+        FEW_SAMPLES_NOTE,
+        TrainPreview,
+        sentence_advice,
+        sentence_problem,
+    )
 
     preview = TrainPreview.from_json(
         {
@@ -51,6 +56,9 @@ def test_only_sentences_that_train_are_counted(plugins_dir) -> None:
         "trains on 40 class-name chips and 1 sentence; validates on 11 chips; "
         "3 chips across its edge left out"
     )
+    few = TrainPreview.from_json({"train": {"weak": 6, "full": 1}, "validation": {"weak": 2}})
+    assert few.split_summary().startswith("trains on 6 class-name chips and 1 sentence; ")
+    assert few.split_summary().endswith(". " + FEW_SAMPLES_NOTE)
     none_train = TrainPreview.from_json(
         {"sentences": [{"fate": "validation"}, {"fate": "held_out"}], "train": {"full": 0}}
     )
