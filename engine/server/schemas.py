@@ -419,6 +419,30 @@ class TrainPreview(BaseModel):
     )
 
 
+class TrainSuggestRequest(TrainPreviewRequest):
+    """A train request's data and recipe, to suggest sentences about its label features."""
+
+    limit: int = Field(default=20, ge=1, le=200, description="at most this many suggestions")
+    seed: int = Field(
+        default=0, ge=0, le=2**31 - 1, description="another seed picks other features"
+    )
+
+
+class SentenceSuggestion(BaseModel):
+    sentence: str = Field(description="true of exactly this feature on its training chip")
+    feature_id: int = Field(description="the label layer's feature id (its OGR FID)")
+    class_name: str
+    wkt: str = Field(description="the feature's geometry in the label layer's CRS")
+    kind: str = Field(description="largest, smallest, position, relation, area, ...")
+
+
+class TrainSuggestions(BaseModel):
+    """Sentences computed from the label polygons, one per feature; none is about a feature
+    the request's sentences already describe or whose chip would not train."""
+
+    suggestions: list[SentenceSuggestion]
+
+
 class JobResult(BaseModel):
     model_config = ConfigDict(extra="allow")
 

@@ -1,5 +1,6 @@
 """POST /v1/train: a dataset and a recipe → a job that ends by registering a model.
-POST /v1/train/preview: what such a job would train and validate on, answered at once."""
+POST /v1/train/preview: what such a job would train and validate on, answered at once.
+POST /v1/train/suggest: sentences about the request's label features, answered at once."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from saymap.engine.server.schemas import (
     TrainPreview,
     TrainPreviewRequest,
     TrainRequest,
+    TrainSuggestions,
+    TrainSuggestRequest,
 )
 from saymap.engine.server.state import EngineState, get_engine
 
@@ -40,3 +43,14 @@ def train_preview(body: TrainPreviewRequest) -> TrainPreview:
     from saymap.engine.server.train_preview import preview_training
 
     return TrainPreview.model_validate(preview_training(check_train_preview(body)))
+
+
+@router.post("/v1/train/suggest", response_model=TrainSuggestions, responses=errors(400, 413, 422))
+def train_suggest(body: TrainSuggestRequest) -> TrainSuggestions:
+    """Sentences computed from the label polygons, each true of exactly one feature on the
+    chip a train job with this dataset and recipe would cut for it (none about a feature the
+    request's sentences describe, or whose chip would validate or touch a hold-out)."""
+    from saymap.engine.server.train_suggest import suggest_for_training
+
+    check_train_preview(body)  # a suggestion reads what a preview reads
+    return TrainSuggestions.model_validate(suggest_for_training(body))
