@@ -238,6 +238,28 @@ class TrainRequest:
 
 
 @dataclass(frozen=True)
+class SentenceSuggestion:
+    """POST /v1/train/suggest's item: a sentence true of exactly one label feature on the
+    chip training cuts for it; the feature's id, class and WKT in the label layer's CRS."""
+
+    sentence: str
+    feature_id: int
+    class_name: str
+    wkt: str
+    kind: str
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SentenceSuggestion:
+        return cls(
+            sentence=str(data["sentence"]),
+            feature_id=int(data["feature_id"]),
+            class_name=str(data["class_name"]),
+            wkt=str(data["wkt"]),
+            kind=str(data.get("kind", "")),
+        )
+
+
+@dataclass(frozen=True)
 class JobInfo:
     id: str
     kind: str
@@ -351,6 +373,17 @@ class EngineClient:
         body = request.to_json()
         keep = ("base_model", "recipe", "dataset")
         return self._call("POST", "/v1/train/preview", {k: body[k] for k in keep})
+
+    def train_suggest(
+        self, request: TrainRequest, limit: int = 20, seed: int = 0
+    ) -> list[SentenceSuggestion]:
+        """Sentences about the request's label features, each true on the chip training
+        would cut for it, none about a feature its sentences already describe
+        (POST /v1/train/suggest; the name and device are not part of it)."""
+        body = request.to_json()
+        keep = {k: body[k] for k in ("base_model", "recipe", "dataset")}
+        answer = self._call("POST", "/v1/train/suggest", {**keep, "limit": limit, "seed": seed})
+        return [SentenceSuggestion.from_json(s) for s in answer.get("suggestions") or ()]
 
     def job(self, job_id: str) -> JobInfo:
         return JobInfo.from_json(self._call("GET", f"/v1/jobs/{job_id}"))

@@ -36,6 +36,7 @@ from qgis.PyQt.QtWidgets import (
     QWizardPage,
 )
 
+from ..engine_client import SentenceSuggestion  # noqa: TID252 (the plugin folder name varies)
 from ..layers import is_result_layer  # noqa: TID252 (the plugin folder name varies)
 from . import plan
 from .overlay import polygon_type
@@ -291,6 +292,7 @@ class SentencesPage(QWizardPage):
     COLUMNS = ("Sentence", "Class", "Feature", "Used as")
     preview_wanted = pyqtSignal()  # the sentences changed: the wizard asks the engine again
     move_validation_requested = pyqtSignal()
+    suggestions_wanted = pyqtSignal()  # "Suggest sentences": the wizard asks the engine
 
     def __init__(self, data: DataPage) -> None:
         super().__init__()
@@ -320,6 +322,15 @@ class SentencesPage(QWizardPage):
         self.text_field.setToolTip("A field of the label layer that holds a sentence per feature.")
         self.read_button = QPushButton("Read sentences from this column", self)
         self.read_button.setToolTip("Add a row for every feature whose chosen field has text.")
+        self.suggest_button = QPushButton("Suggest sentences", self)
+        self.suggest_button.setToolTip(
+            "Ask the engine for sentences computed from your label polygons (“the largest "
+            "building”, “the building left of the pool”): each names one feature alone on the "
+            "chip training cuts around it, for the current chip size and base model. Keep, "
+            "edit or remove the rows it adds."
+        )
+        self.suggest_note = QLabel(self)
+        self.suggest_note.setWordWrap(True)
         self.validation_note = QLabel(self)
         self.validation_note.setWordWrap(True)
         self.move_button = QPushButton("Move the validation area away from the sentences", self)
@@ -338,7 +349,13 @@ class SentencesPage(QWizardPage):
         self.why.setWordWrap(True)
         self.why.setStyleSheet(WHY_STYLE)
         buttons = QHBoxLayout()
-        for widget in (self.pick_button, self.remove_button, self.text_field, self.read_button):
+        for widget in (
+            self.pick_button,
+            self.remove_button,
+            self.text_field,
+            self.read_button,
+            self.suggest_button,
+        ):
             buttons.addWidget(widget)
         validation = QHBoxLayout()
         validation.addWidget(self.validation_note, 1)
@@ -346,6 +363,7 @@ class SentencesPage(QWizardPage):
         layout = QVBoxLayout(self)
         layout.addWidget(self.table)
         layout.addLayout(buttons)
+        layout.addWidget(self.suggest_note)
         layout.addLayout(validation)
         layout.addWidget(self.summary)
         layout.addWidget(self.naive)
@@ -357,6 +375,7 @@ class SentencesPage(QWizardPage):
         self.checking = False
         self.remove_button.clicked.connect(self._remove_row)
         self.read_button.clicked.connect(self.read_column)
+        self.suggest_button.clicked.connect(self._suggest)
         self.table.itemChanged.connect(self._edited)
         self.naive.toggled.connect(self._edited)
         self.move_button.clicked.connect(self.move_validation_requested)
@@ -399,6 +418,43 @@ class SentencesPage(QWizardPage):
                 self.add_feature(feature, str(value).strip())
                 n += 1
         return n
+
+    # -- sentences the engine suggests -----------------------------------------------------
+    def _suggest(self) -> None:
+        self.suggest_button.setEnabled(False)  # until the engine answered
+        self.suggest_note.setText("Asking the engine for sentences about your features…")
+        self.suggestions_wanted.emit()
+
+    def feature_ids(self) -> set[int]:
+        """The features that have a row already."""
+        items = (self.table.item(row, 2) for row in range(self.table.rowCount()))
+        return {int(i.data(FEATURE_ID_ROLE)) for i in items if i is not None}
+
+    def add_suggestions(self, suggestions: list[SentenceSuggestion] | None) -> int:
+        """A row per suggestion about a feature without one; returns how many were added.
+        None: the engine has no POST /v1/train/suggest."""
+        self.suggest_button.setEnabled(True)
+        if suggestions is None:
+            self.suggest_note.setText("This engine cannot suggest sentences (update it).")
+            return 0
+        have, added = self.feature_ids(), 0
+        for s in suggestions:
+            if s.feature_id not in have:
+                self.add_row(s.sentence, s.class_name, s.feature_id, s.wkt)
+                have.add(s.feature_id)
+                added += 1
+        self.suggest_note.setText(
+            f"{added} suggested sentence{'s' if added != 1 else ''} added: keep, edit or "
+            "remove them."
+            if added
+            else "No sentence could be suggested: on the chip where each feature would train, "
+            "none is told apart from its neighbours. Type your own."
+        )
+        return added
+
+    def suggestions_failed(self, message: str) -> None:
+        self.suggest_button.setEnabled(True)
+        self.suggest_note.setText(f"The engine could not suggest sentences: {message}")
 
     def _remove_row(self) -> None:
         if self.table.currentRow() >= 0:

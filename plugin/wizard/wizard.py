@@ -2,9 +2,10 @@
 
 Pages hold widgets; this class builds the train request from them (plan.build_request),
 asks the engine what it would train on (POST /v1/train/preview, shown on the Sentences and
-Settings pages and on the map), posts it, follows the job with a TrainFollowTask, starts a
-new job when a failed one is retried, and sets the new model active on Finish. The choices
-are remembered in the project (memory.py).
+Settings pages and on the map) and for suggested sentences (POST /v1/train/suggest), posts
+it, follows the job with a TrainFollowTask, starts a new job when a failed one is retried,
+and sets the new model active on Finish. The choices are remembered in the project
+(memory.py).
 """
 
 from __future__ import annotations
@@ -17,7 +18,13 @@ from qgis.PyQt.QtWidgets import QWidget, QWizard
 
 from ..area import crs_string  # noqa: TID252 (the plugin folder name varies)
 from ..call_task import call_in_background  # noqa: TID252 (the plugin folder name varies)
-from ..engine_client import Endpoint, EngineClient, JobInfo, ModelList  # noqa: TID252 (the plugin folder name varies)
+from ..engine_client import (  # noqa: TID252 (the plugin folder name varies)
+    Endpoint,
+    EngineClient,
+    JobInfo,
+    ModelList,
+    SentenceSuggestion,
+)
 from ..errors import EngineRequestError  # noqa: TID252 (the plugin folder name varies)
 from . import plan
 from .map_tool import FeaturePicker
@@ -29,7 +36,21 @@ from .train_task import TrainFollowTask, running_train_jobs
 
 SENTENCES_PAGE, SETTINGS_PAGE, TRAINING_PAGE = 1, 2, 3
 PREVIEW_DELAY_MS = 300  # typing a sentence asks the engine once, after a pause
+SUGGEST_LIMIT = 20  # sentences one "Suggest sentences" click adds at most
+SUGGEST_TIMEOUT_S = 180.0  # measuring every chip of a large layer takes a while
 MOVE_SIDES = ("east", "west", "north", "south")
+
+
+def suggestions_or_none(
+    client: EngineClient, request: plan.TrainRequest
+) -> list[SentenceSuggestion] | None:
+    """The engine's suggested sentences, or None from an engine that has none (404)."""
+    try:
+        return client.train_suggest(request, SUGGEST_LIMIT)
+    except EngineRequestError as exc:
+        if exc.status in (404, 405):
+            return None
+        raise
 
 
 def preview_or_none(client: EngineClient, request: plan.TrainRequest) -> plan.TrainPreview | None:
@@ -84,6 +105,7 @@ class FineTuneWizard(QWizard):
         self.sentences_page.pick_button.toggled.connect(self._picking)
         self.sentences_page.preview_wanted.connect(self.schedule_preview)
         self.sentences_page.move_validation_requested.connect(self.move_validation)
+        self.sentences_page.suggestions_wanted.connect(self.suggest_sentences)
         self.settings_page.preview_wanted.connect(self.schedule_preview)
         self.training_page.cancel_button.clicked.connect(self.cancel_training)
         self.training_page.retry_requested.connect(self.start_training)
@@ -273,6 +295,27 @@ class FineTuneWizard(QWizard):
     def _canvas_moved(self) -> None:
         if self.settings_page.validation_kind.currentData() == "canvas":
             self.schedule_preview()
+
+    # -- suggested sentences ---------------------------------------------------------------
+    def suggest_sentences(self) -> None:
+        """Ask the engine for sentences about the label features (none about a feature the
+        page's sentences describe) and add them as rows, off the GUI thread."""
+        page = self.sentences_page
+        if not self._ready_for_preview():
+            page.suggestions_failed("choose local raster files and a label layer first")
+            return
+        try:
+            request = self.request()
+        except ValueError as exc:
+            page.suggestions_failed(str(exc))
+            return
+        client = EngineClient(self.endpoint, timeout=SUGGEST_TIMEOUT_S)
+        call_in_background(
+            "SayMap: suggest sentences",
+            lambda: suggestions_or_none(client, request),
+            page.add_suggestions,
+            page.suggestions_failed,
+        )
 
     # -- moving the validation area --------------------------------------------------------
     def move_validation(self) -> None:
