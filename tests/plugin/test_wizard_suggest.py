@@ -15,7 +15,7 @@ from osgeo import gdal, ogr, osr
 from qgis.core import QgsGeometry
 from qgis.PyQt.QtCore import Qt
 
-from .conftest import EngineProcess
+from .conftest import EngineProcess, engine_get
 from .test_wizard import settled
 from .test_wizard_sentences import open_on_sentences
 
@@ -127,3 +127,21 @@ def test_nothing_to_suggest_is_said_in_one_line(
     assert page.suggest_note.text().startswith("No sentence could be suggested")
     assert "\n" not in page.suggest_note.text()
     wizard.reject()
+
+
+def test_the_client_matches_the_served_openapi_document(engine: EngineProcess) -> None:
+    """What the client sends and reads is what POST /v1/train/suggest documents."""
+    import dataclasses
+
+    from saymap.engine_client import SentenceSuggestion
+
+    document = engine_get(engine, "/openapi.json")
+    schemas = document["components"]["schemas"]
+    operation = document["paths"]["/v1/train/suggest"]["post"]
+    body = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    assert body.endswith("/TrainSuggestRequest")
+    sent = {"base_model", "recipe", "dataset", "limit", "seed"}  # EngineClient.train_suggest
+    assert sent == set(schemas["TrainSuggestRequest"]["properties"])
+    read = {f.name for f in dataclasses.fields(SentenceSuggestion)}
+    assert read == set(schemas["SentenceSuggestion"]["properties"])
+    assert set(schemas["TrainSuggestions"]["properties"]) == {"suggestions"}
