@@ -4,7 +4,9 @@ Never reads a whole raster: the percentiles that scale 16-bit and float data com
 decimated read (which GDAL serves from an overview when the file has one), and pixels come
 window by window. Invalid pixels (the file's nodata, NaN, alpha 0, and all-zero fill such
 as the black triangle of oam_manila, which carries no nodata flag) are reported so the
-pipeline never segments them.
+pipeline never segments them. All-zero counts as fill only in a raster whose edge shows it:
+fill written without a flag surrounds a warped or clipped footprint, while black inside an
+image (deep water or shadow that a JPEG clips to 0) is ground to segment.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ log = logging.getLogger(__name__)
 PERCENTILES = (2.0, 98.0)
 SAMPLE_SIDE = 1024  # longest side of the decimated read the percentiles come from
 MAX_BLOCKS_CHECKED = 4096  # beyond this many blocks a window is just read
+ZERO_FILL_EDGE_SHARE = 0.01  # all-zero pixels on this share of the edge: zero is fill
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,7 @@ class RasterSpec:
     bands: tuple[int, int, int]  # 1-based source band for R, G, B (a single band repeated)
     scaling: tuple[BandScaling, BandScaling, BandScaling]
     native: NativeGrid | None = None
+    zero_is_fill: bool = True  # all-zero pixels are fill (the raster's edge has them)
 
     @property
     def full_window(self) -> Window:
@@ -145,14 +149,18 @@ def _choose_bands(
 
 
 def invalid_pixels(
-    raw: np.ndarray, nodata: float | None, alpha: np.ndarray | None = None
+    raw: np.ndarray,
+    nodata: float | None,
+    alpha: np.ndarray | None = None,
+    zero_is_fill: bool = True,
 ) -> np.ndarray:
     """(C, H, W) raw values → (H, W) bool, True where the pixel must never be segmented.
 
     A pixel is invalid when every used band equals nodata, when any band is NaN or ±inf, when
-    the alpha band is 0, or when every band is 0 (black fill written without a nodata flag).
+    the alpha band is 0, or (`zero_is_fill`) when every band is 0 (black fill written without
+    a nodata flag).
     """
-    invalid = np.all(raw == 0, axis=0)
+    invalid = np.all(raw == 0, axis=0) if zero_is_fill else np.zeros(raw.shape[1:], bool)
     if nodata is not None and not np.isnan(nodata):
         invalid |= np.all(raw == nodata, axis=0)
     if np.issubdtype(raw.dtype, np.floating):  # NaN and ±inf are no measurement either
@@ -177,8 +185,40 @@ def to_uint8(raw: np.ndarray, scaling: Sequence[BandScaling]) -> np.ndarray:
     return out
 
 
+def _edge_ring(dataset: rasterio.io.DatasetReader, bands: tuple[int, ...]) -> np.ndarray:
+    """(3, n) raw values along the four edges, at most SAMPLE_SIDE per edge (nearest
+    neighbour from edge strips as deep as the decimation, so GDAL can use an overview)."""
+    height, width = dataset.height, dataset.width
+    factor = max(1.0, max(width, height) / SAMPLE_SIDE)
+    deep_rows, deep_cols = min(height, max(1, round(factor))), min(width, max(1, round(factor)))
+    across, down = max(1, round(width / factor)), max(1, round(height / factor))
+    unique = sorted(set(bands))
+    strips = []
+    for window, shape in (
+        (Window(0, 0, width, deep_rows), (1, across)),
+        (Window(0, height - deep_rows, width, deep_rows), (1, across)),
+        (Window(0, 0, deep_cols, height), (down, 1)),
+        (Window(width - deep_cols, 0, deep_cols, height), (down, 1)),
+    ):
+        out_shape = (len(unique), *shape)
+        strip = dataset.read(
+            unique, window=window, out_shape=out_shape, resampling=Resampling.nearest
+        )
+        strips.append(strip.reshape(len(unique), -1))
+    return np.concatenate(strips, axis=1)[[unique.index(b) for b in bands]]
+
+
+def zero_fill_on_edge(ring: np.ndarray) -> bool:
+    """(C, n) raw values of the edge → whether all-zero pixels cover ZERO_FILL_EDGE_SHARE of
+    it: black that reaches the edge is fill, black only inside the image is data."""
+    return bool(np.all(ring == 0, axis=0).mean() >= ZERO_FILL_EDGE_SHARE)
+
+
 def _sample_scaling(
-    dataset: rasterio.io.DatasetReader, bands: tuple[int, int, int], alpha: int | None
+    dataset: rasterio.io.DatasetReader,
+    bands: tuple[int, int, int],
+    alpha: int | None,
+    zero_is_fill: bool,
 ) -> tuple[BandScaling, BandScaling, BandScaling]:
     """Percentile stretch per band from a decimated read (an overview where the file has one)."""
     if all(dataset.dtypes[b - 1] == "uint8" for b in bands):
@@ -195,7 +235,7 @@ def _sample_scaling(
         dataset.read(alpha, out_shape=shape, resampling=Resampling.nearest) if alpha else None
     )
     picked = np.stack([sample[unique.index(b)] for b in bands])
-    valid = ~invalid_pixels(picked, dataset.nodata, alpha_sample)
+    valid = ~invalid_pixels(picked, dataset.nodata, alpha_sample, zero_is_fill)
     scales = []
     for band, values in zip(bands, picked, strict=True):
         if dataset.dtypes[band - 1] == "uint8":
@@ -242,7 +282,11 @@ def open_raster(
         crs, assumed = _resolve_crs(dataset.crs, assume_crs, os.fspath(path))
         alpha = _alpha_band(dataset)
         chosen = _choose_bands(requested, dataset.count, alpha, os.fspath(path))
-        scaling = _sample_scaling(dataset, chosen, alpha)
+        try:
+            zero_is_fill = zero_fill_on_edge(_edge_ring(dataset, chosen))
+        except RasterioIOError as exc:
+            raise RasterReadError(f"cannot read the edges of {path}: {explain(exc)}") from exc
+        scaling = _sample_scaling(dataset, chosen, alpha, zero_is_fill)
         return RasterSpec(
             path=os.fspath(path),
             width=dataset.width,
@@ -256,6 +300,7 @@ def open_raster(
             alpha_band=alpha,
             bands=chosen,
             scaling=scaling,
+            zero_is_fill=zero_is_fill,
         )
 
 
@@ -367,7 +412,7 @@ class WindowReader:
             raise RasterReadError(
                 f"cannot read rows {r0}-{r1}, columns {c0}-{c1} of {spec.path}: {explain(exc)}"
             ) from exc
-        valid = ~invalid_pixels(raw, spec.nodata, alpha)
+        valid = ~invalid_pixels(raw, spec.nodata, alpha, spec.zero_is_fill)
         pixels = to_uint8(raw, spec.scaling)
         pixels[:, ~valid] = 0
         pad = ((r0 - row0, row0 + height - r1), (c0 - col0, col0 + width - c1))

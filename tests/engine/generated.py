@@ -85,6 +85,15 @@ def with_black_fill(path: Path, size: int = 512) -> Path:
     return write_raster(path, data, "world_mercator")
 
 
+def with_black_lake(path: Path, size: int = 512) -> Path:
+    """Like a Dubai JPEG: 8-bit RGB, no nodata flag, a lake inside the image whose deep water
+    the sensor clipped to exactly 0 (a disc of radius size / 5 at the centre)."""
+    data = noise(3, size)
+    rows, cols = np.indices((size, size))
+    data[:, (rows - size // 2) ** 2 + (cols - size // 2) ** 2 < (size // 5) ** 2] = 0
+    return write_raster(path, data, "world_mercator")
+
+
 def int16_custom(path: Path, size: int = 256) -> Path:
     """Like spacenet_custom_proj: int16 RGB in a custom Albers WKT, nodata -9999 on a strip."""
     data = np.random.default_rng(2).integers(200, 3000, (3, size, size)).astype(np.int16)

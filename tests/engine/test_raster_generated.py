@@ -22,6 +22,7 @@ from tests.engine.generated import (
     rgb,
     uint16_single,
     with_black_fill,
+    with_black_lake,
     with_white_nodata,
     write_raster,
 )
@@ -97,6 +98,19 @@ def test_scaling_uses_the_band_map(tmp_path: Path) -> None:
     assert pixels.dtype == np.uint8 and pixels.std() > 10
     converted = to_uint8(np.full((3, 1, 1), spec.scaling[0].high), spec.scaling)
     assert converted[0, 0, 0] == 255
+
+
+def test_black_inside_the_image_is_ground_black_on_its_edge_is_fill(tmp_path: Path) -> None:
+    """All-zero pixels with no nodata flag: fill where they reach the raster's edge (a
+    warped footprint's corner), data where they lie only inside it (clipped deep water)."""
+    lake = open_raster(with_black_lake(tmp_path / "lake.tif"))
+    fill = open_raster(with_black_fill(tmp_path / "fill.tif"))
+    assert not lake.zero_is_fill and fill.zero_is_fill
+    with WindowReader(lake) as reader, rasterio.open(lake.path) as ds:
+        pixels, valid = reader.read(Window(0, 0, 512, 512))
+        black = np.all(ds.read() == 0, axis=0)
+    assert black.sum() > 5000 and valid.all()  # the lake is segmented like any ground
+    assert np.all(pixels[:, black] == 0)
 
 
 def test_nodata_value_and_black_fill_are_invalid(tmp_path: Path) -> None:
