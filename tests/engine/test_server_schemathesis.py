@@ -48,6 +48,10 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "404",
 [[operations]]
 include-name = "POST /v1/train/preview"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "404"]
+
+[[operations]]
+include-name = "POST /v1/train/suggest"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "404"]
 """
 
 
@@ -92,6 +96,7 @@ def test_the_openapi_document_names_every_operation(engine: Engine) -> None:
         ("POST", "/v1/segment"),
         ("POST", "/v1/train"),
         ("POST", "/v1/train/preview"),
+        ("POST", "/v1/train/suggest"),
         ("GET", "/v1/jobs"),
         ("GET", "/v1/jobs/{job_id}"),
         ("POST", "/v1/jobs/{job_id}/cancel"),
@@ -160,5 +165,5 @@ def test_schemathesis_finds_no_server_error_and_no_contract_failure(
     print(f"\nschemathesis: {cases.group(1)} test cases over {tested.group(1)} operations")
     assert "failures" not in output.rsplit("SUMMARY", 1)[-1].lower(), output[-6000:]
     assert run.returncode == 0, output[-6000:]
-    assert int(tested.group(1)) == 10
+    assert int(tested.group(1)) == 11
     assert engine.process.poll() is None, "the engine died under schemathesis"
