@@ -285,7 +285,10 @@ def open_raster(
         try:
             zero_is_fill = zero_fill_on_edge(_edge_ring(dataset, chosen))
         except RasterioIOError as exc:
-            raise RasterReadError(f"cannot read the edges of {path}: {explain(exc)}") from exc
+            # A damaged block on the edge: keep the cautious rule; the window read that
+            # meets the block reports it by rows and columns, where the job can resume.
+            log.debug("edge of %s unreadable (%s): all-zero pixels count as fill", path, exc)
+            zero_is_fill = True
         scaling = _sample_scaling(dataset, chosen, alpha, zero_is_fill)
         return RasterSpec(
             path=os.fspath(path),
