@@ -61,6 +61,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--base", default="default")
+    parser.add_argument("--lr", type=float, default=2e-4)
+    parser.add_argument(
+        "--backbone-lr-scale", type=float, default=1.0, help="the backbone's lr is lr x this"
+    )
     args = parser.parse_args()
     torch.set_num_threads(2)
     base = resolve_checkpoint(args.base)
@@ -71,7 +75,13 @@ def main() -> None:
         {
             "model": {"init": args.base},
             "data": {"chip_size": 256, "gsd_m": gsd},
-            "optim": {"steps": args.steps, "batch_size": 8, "lr": 2e-4, "warmup_steps": 10},
+            "optim": {
+                "steps": args.steps,
+                "batch_size": 8,
+                "lr": args.lr,
+                "backbone_lr_scale": args.backbone_lr_scale,
+                "warmup_steps": 10,
+            },
             "wrel": {"method": "lrb-wrel", "bank_steps": 30, "stage1_steps": args.steps // 5},
             "run": {"seed": 0, "device": "cpu", "checkpoint_every": 50, "eval_every": 0},
         }
@@ -88,7 +98,8 @@ def main() -> None:
         [
             "## Fine-tune on real data (Kampala, class name + 5 sentences)",
             "",
-            f"Command: `python scripts/kampala_finetune.py --steps {args.steps}` — LRB-WREL from "
+            f"Command: `python scripts/kampala_finetune.py --steps {args.steps} --lr {args.lr:g} "
+            f"--backbone-lr-scale {args.backbone_lr_scale:g}` — LRB-WREL from "
             f"`{args.base}`, {len(train_set)} training samples ({n_full} sentences) at "
             f"{gsd} m from kampala_west outside its hold-out; scored end to end (polygons) on "
             'the hold-out (the eastern 25 %), prompt "building", as `saymap scorecard` does.',
