@@ -173,9 +173,9 @@ class TrainPreview:
         return summary
 
 
-# Below this many training samples a fine-tune tends to narrow a strong base model rather
-# than teach it: scripts/kampala_finetune.py took the default's Kampala hold-out building IoU
-# from 0.57 to 0.44 with 7 samples (BENCHMARKS.md).
+# Below this many training samples a fine-tune can narrow a strong base model rather than
+# teach it: with the whole model at one rate scripts/kampala_finetune.py took the default's
+# Kampala hold-out building IoU from 0.57 to 0.49 with 7 samples (BENCHMARKS.md).
 FEW_SAMPLES = 30
 FEW_SAMPLES_NOTE = (
     "So few samples can leave the model worse than the base model on other imagery: label "
