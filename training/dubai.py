@@ -23,6 +23,7 @@ from saymap.engine.errors import DatasetError
 from saymap.training.chips import grid
 from saymap.training.datasets import jittered_side, resize_pixels
 from saymap.training.holdouts import dubai_images
+from saymap.training.metrics import resize_nearest
 from saymap.training.samples import Sample, SampleMeta
 
 # Mask RGB per class, read from the pixels (mask_colours_DERIVED.json in the source).
@@ -120,7 +121,7 @@ class DubaiDataset:
             image = resize_pixels(np.ascontiguousarray(image.transpose(2, 0, 1)), s).transpose(
                 1, 2, 0
             )
-            mask = _nearest(mask, s)
+            mask = resize_nearest(mask, s)  # labels are not blended
         return Sample(
             image=np.ascontiguousarray(image),
             mask=mask,
@@ -136,10 +137,3 @@ class DubaiDataset:
 def _centred(start: int, size: int, side: int, extent: int) -> int:
     """First row (or column) of a `side` window centred on the chip at `start`, kept inside."""
     return int(min(max(start + (size - side) // 2, 0), extent - side))
-
-
-def _nearest(mask: np.ndarray, size: int) -> np.ndarray:
-    """(h, w) {0, 1} → (size, size) by nearest neighbour: labels are not blended."""
-    rows = (np.arange(size) * mask.shape[0] // size).clip(0, mask.shape[0] - 1)
-    cols = (np.arange(size) * mask.shape[1] // size).clip(0, mask.shape[1] - 1)
-    return np.ascontiguousarray(mask[rows][:, cols])

@@ -274,8 +274,17 @@ def expressions_for_chip(
 ) -> list[GeometryExpression]:
     """Sentences about the polygons of one chip (`chip_box` in the layer's CRS; the index
     holds integer ids), at most `max_per_chip`, drawn in turn from each expression type."""
-    rng = rng if rng is not None else np.random.default_rng(0)
     scene = measure_chip(gdf_in_chip, chip_box, class_field)
+    return expressions_for_scene(scene, rng, max_per_chip)
+
+
+def expressions_for_scene(
+    scene: ChipScene,
+    rng: np.random.Generator | None = None,
+    max_per_chip: int | None = MAX_PER_CHIP,
+) -> list[GeometryExpression]:
+    """expressions_for_chip on a chip already measured (its caller may resolve on it too)."""
+    rng = rng if rng is not None else np.random.default_rng(0)
     names = sorted(set(scene.objects["noun"]))
     found: dict[str, list[GeometryExpression]] = {}
     for n in names:

@@ -32,7 +32,7 @@ from saymap.engine.prompt import MAX_PROMPT_CHARS
 from saymap.engine.raster import RasterSpec
 from saymap.training.data_sources import request_dataset
 from saymap.training.datasets import LayerDataset
-from saymap.training.geometry_expressions import denote, expressions_for_chip, measure_chip
+from saymap.training.geometry_expressions import denote, expressions_for_scene, measure_chip
 from saymap.training.labels import (
     LabelFeature,
     RawLayer,
@@ -220,7 +220,7 @@ class _Scenes:
         rng = np.random.default_rng([seed, raster, c.index])
         scene = measure_chip(gdf, chip)
         out: dict[str, list[str]] = {}
-        for e in expressions_for_chip(gdf, chip, "class", rng, max_per_chip=None):
+        for e in expressions_for_scene(scene, rng, max_per_chip=None):
             if e.kind != "full" or e.target_ids != (mine,) or len(e.text) > MAX_PROMPT_CHARS:
                 continue
             if denote(e.text, scene) == {mine}:  # read back, it names this feature alone
