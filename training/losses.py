@@ -1,5 +1,6 @@
 """Training objectives: weighted cross-entropy + Dice on the target, the inverted mask on
-the background head (BTDNet's twin decoder)."""
+the background head (BTDNet's twin decoder), and optionally the Lovász hinge, a surrogate
+of IoU itself that counts every missed pixel of a thin object (a road) as IoU does."""
 
 from __future__ import annotations
 
@@ -23,6 +24,24 @@ def dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> t
     return (1 - (2 * inter + eps) / (prob.sum(1) + target.sum(1) + eps)).mean()
 
 
+def lovasz_hinge(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-image Lovász hinge (Berman et al., CVPR 2018): the hinge errors sorted, weighted by
+    the gradient of the Jaccard loss's Lovász extension; mean over the images."""
+    losses = []
+    for logit, label in zip(logits.flatten(1), target.flatten(1), strict=True):
+        signs = 2 * label - 1
+        errors = 1 - logit * signs
+        errors, order = torch.sort(errors, descending=True)
+        gt = label[order]
+        positives = gt.sum()
+        intersection = positives - gt.cumsum(0)
+        union = positives + (1 - gt).cumsum(0)
+        jaccard = 1 - intersection / union
+        jaccard[1:] = jaccard[1:] - jaccard[:-1]
+        losses.append(torch.dot(F.relu(errors), jaccard))
+    return torch.stack(losses).mean()
+
+
 def segmentation_loss(
     output: SegmentationOutput, mask: torch.Tensor, weights: LossSection
 ) -> torch.Tensor:
@@ -30,6 +49,8 @@ def segmentation_loss(
     logits = output.logits.float()
     loss = weighted_bce(logits, mask, weights.foreground_weight, weights.background_weight)
     loss = loss + weights.dice_weight * dice_loss(logits, mask)
+    if weights.lovasz_weight > 0:
+        loss = loss + weights.lovasz_weight * lovasz_hinge(logits, mask)
     if output.background_logits is not None:
         small = F.interpolate(mask, size=output.target_logits.shape[-2:], mode="area")
         target_head = output.target_logits.float()

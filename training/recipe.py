@@ -76,6 +76,7 @@ class LossSection:
     foreground_weight: float = 1.1  # LAVT's weighted cross-entropy: [0.9, 1.1]
     background_weight: float = 0.9
     dice_weight: float = 1.0
+    lovasz_weight: float = 0.0  # Lovász hinge on the final logits (an IoU surrogate); 0: off
     background_head_weight: float = 0.5
     dmols_weight: float = 0.0  # D-MOLS auxiliary objective; 0 switches it off
     dmols_mask_ratio: float = 0.3
@@ -136,6 +137,9 @@ class Recipe:
             raise RecipeError(
                 f"optim.backbone_lr_scale must be >= 0, got {self.optim.backbone_lr_scale}"
             )
+        negative = [k for k, v in dataclasses.asdict(self.loss).items() if v < 0]
+        if negative:
+            raise RecipeError(f"loss weights must be >= 0, got {', '.join(negative)} below 0")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -84,6 +84,6 @@ def test_two_processes_give_the_polygons_of_one_and_a_failed_rank_resumes(
     os.utime(tiles[3], ns=(stat.st_atime_ns, stat.st_mtime_ns))
     again = torchrun(*command, "-o", output, base=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert f"resumed {len(done)} of 4 unit(s)" in again.stdout
+    assert f"resumed {len(done)} of 4 unit(s)" in again.stdout, (done, again.stdout, again.stderr)
     assert feature_rows(output) == expected
     assert not work_dir_for(output).exists()
