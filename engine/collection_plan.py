@@ -32,7 +32,7 @@ from saymap.engine.job_state import check_resumable, job_manifest, work_dir_for
 from saymap.engine.output import check_output_path, layer_names
 from saymap.engine.plan import ModelFacts, SegmentOptions, SegmentPlan, plan_segment
 from saymap.engine.prompt import check_prompts
-from saymap.engine.raster import RasterSpec
+from saymap.engine.raster import RasterSpec, open_raster
 from saymap.engine.tiling import TileGrid
 
 DEFAULT_BLOCK_PX = 16384
@@ -178,7 +178,7 @@ def plan_collection(
         )  # fmt: skip
         whole = dataclasses.replace(options, aoi=None, probabilities_path=None)
         groups = tuple(
-            GroupPlan(g, plan_segment(g.mosaic, checked, whole, model, native=_opened(g)))
+            GroupPlan(g, plan_segment(g.mosaic, checked, whole, model, native=_opened(g, whole)))
             for g in layout.groups
         )
         if options.probabilities_path is not None and len(groups) > 1:
@@ -218,11 +218,20 @@ class _TemporaryFolder:
         weakref.finalize(self, shutil.rmtree, folder, True)
 
 
-def _opened(group: Group) -> RasterSpec | None:
+def _opened(group: Group, options: SegmentOptions) -> RasterSpec | None:
     """The lone raster's spec as the layout opened it, where the layout keeps it (the
-    1024 px scaling sample of a 16-bit raster is then read once, not twice)."""
+    1024 px scaling sample of a 16-bit raster is then read once, not twice); a mosaic's VRT
+    opened under its members' names, which its messages then give instead of its path."""
     spec = group.spec
-    return spec if spec is not None and os.path.abspath(spec.path) == group.mosaic else None
+    if spec is not None and os.path.abspath(spec.path) == group.mosaic:
+        return spec
+    if len(group.rasters) < 2:
+        return None
+    first, last = (os.path.basename(r) for r in (group.rasters[0], group.rasters[-1]))
+    label = f"the mosaic of {len(group.rasters)} rasters ({first} … {last})"
+    return open_raster(
+        group.mosaic, bands=options.bands, assume_crs=options.assume_crs, label=label
+    )
 
 
 def _plan_units(layout: Layout, groups: Sequence[GroupPlan], aoi: AOI | None) -> list[UnitPlan]:

@@ -91,10 +91,17 @@ class RasterSpec:
     scaling: tuple[BandScaling, BandScaling, BandScaling]
     native: NativeGrid | None = None
     zero_is_fill: bool = True  # all-zero pixels are fill (the raster's edge has them)
+    label: str | None = None  # what messages call it when its path means nothing to a user
 
     @property
     def full_window(self) -> Window:
         return Window(0, 0, self.width, self.height)
+
+    @property
+    def name(self) -> str:
+        """The raster as messages name it: a mosaic's VRT sits in a temporary folder, so a
+        mosaic is named by its members instead."""
+        return self.label or self.path
 
 
 def parse_bands(value: str | Sequence[int] | None) -> tuple[int, ...] | None:
@@ -275,8 +282,10 @@ def open_raster(
     *,
     bands: str | Sequence[int] | None = None,
     assume_crs: str | None = None,
+    label: str | None = None,
 ) -> RasterSpec:
-    """Check a raster (exists, readable, CRS, bands) and work out its scaling; cheap."""
+    """Check a raster (exists, readable, CRS, bands) and work out its scaling; cheap.
+    `label`: what messages call it instead of its path (a mosaic's temporary VRT)."""
     requested = parse_bands(bands)
     with _open(path) as dataset:
         crs, assumed = _resolve_crs(dataset.crs, assume_crs, os.fspath(path))
@@ -304,6 +313,7 @@ def open_raster(
             bands=chosen,
             scaling=scaling,
             zero_is_fill=zero_is_fill,
+            label=label,
         )
 
 
@@ -331,7 +341,7 @@ class WindowReader:
         if found != (native.width, native.height, self.spec.count):
             dataset.close()
             raise RasterReadError(
-                f"{self.spec.path} changed after it was checked: it is now {found[0]}x{found[1]} "
+                f"{self.spec.name} changed after it was checked: it is now {found[0]}x{found[1]} "
                 f"px with {found[2]} band(s), it was {native.width}x{native.height} px with "
                 f"{self.spec.count}; start again"
             )
@@ -413,7 +423,7 @@ class WindowReader:
             raw, alpha = self._read_raw(inside)
         except RasterioIOError as exc:
             raise RasterReadError(
-                f"cannot read rows {r0}-{r1}, columns {c0}-{c1} of {spec.path}: {explain(exc)}"
+                f"cannot read rows {r0}-{r1}, columns {c0}-{c1} of {spec.name}: {explain(exc)}"
             ) from exc
         valid = ~invalid_pixels(raw, spec.nodata, alpha, spec.zero_is_fill)
         pixels = to_uint8(raw, spec.scaling)

@@ -141,17 +141,17 @@ def choose_resolution(
             1.0,
             "the raster's CRS has no ground metres: segmented at native resolution",
             warning=(
-                f"{spec.path}: cannot measure metres per pixel in its CRS; segmented at its "
+                f"{spec.name}: cannot measure metres per pixel in its CRS; segmented at its "
                 f"own resolution instead of {target:g} m (pass --gsd native to silence this)"
             ),
         )
     scale = target / native
     if not 1.0 / MAX_SCALE <= scale <= MAX_SCALE:
         raise OptionError(
-            f"{spec.path} is {native:.3g} m per pixel; reading it at {target:g} m would scale it "
+            f"{spec.name} is {native:.3g} m per pixel; reading it at {target:g} m would scale it "
             f"by {scale:.3g}. Pass --gsd native, or a gsd within {MAX_SCALE:g}x of the raster's"
         )
-    warning = _range_warning(spec.path, native, target, card, choice)
+    warning = _range_warning(spec.name, native, target, card, choice)
     if 1.0 / NATIVE_TOLERANCE <= scale <= NATIVE_TOLERANCE:
         note = f"native {native:.3g} m is within 10 % of {target:g} m: segmented as is"
         return WorkingResolution(native, native, 1.0, note, warning)
@@ -216,5 +216,5 @@ def working_spec(
     resolution = choose_resolution(spec, parse_gsd(gsd), CardResolution.from_card(card))
     if resolution.warning:
         log.warning(resolution.warning)
-    log.debug("%s: %s", spec.path, resolution.note)  # callers report it (result, CLI line)
+    log.debug("%s: %s", spec.name, resolution.note)  # callers report it (result, CLI line)
     return at_working_resolution(spec, resolution), resolution

@@ -24,7 +24,7 @@ from affine import Affine
 from pyproj import CRS, Transformer
 
 from saymap.engine.collection_job import plan_collection, run_collection, work_dir_for
-from saymap.engine.errors import Cancelled, CRSError, OutputError
+from saymap.engine.errors import Cancelled, CRSError, OutputError, RasterReadError
 from saymap.engine.plan import ModelFacts, SegmentOptions
 from tests.engine.brightness import BrightnessSegmenter
 
@@ -66,6 +66,22 @@ def cut_in_four(folder: Path, data: np.ndarray, crs: str = "EPSG:32633") -> list
     return paths
 
 
+def damage_last_block(path: Path) -> bytes:
+    """Garble the bytes of the raster's last block (with no overlap only its own unit reads
+    it); returns the original file."""
+    original = path.read_bytes()
+    with rasterio.open(path) as src:
+        rows, cols = (-(-n // b) for n, b in zip(src.shape, src.block_shapes[0], strict=True))
+        offset = int(src.get_tag_item(f"BLOCK_OFFSET_{cols - 1}_{rows - 1}", "TIFF", bidx=1))
+        size = int(src.get_tag_item(f"BLOCK_SIZE_{cols - 1}_{rows - 1}", "TIFF", bidx=1))
+    damaged = bytearray(original)
+    damaged[offset : offset + size] = bytes((i * 7 + 3) % 256 for i in range(size))
+    stat = path.stat()
+    path.write_bytes(bytes(damaged))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    return original
+
+
 def segment(inputs: list[Path], output: Path, **kwargs: object) -> object:
     model = BrightnessSegmenter()
     options = kwargs.pop("options", OPTIONS)
@@ -103,6 +119,19 @@ def test_an_object_across_the_cut_is_one_polygon_as_on_the_uncut_raster(tmp_path
     owner = next(t for t in tiles if shapely.box(*rasterio.open(t).bounds).contains(point))
     assert row["source"] == str(owner)
     assert not work_dir_for(tmp_path / "tiles.gpkg").exists()  # removed on success
+
+
+def test_a_damaged_member_is_named_with_its_mosaic_not_by_the_temporary_vrt(
+    tmp_path: Path,
+) -> None:
+    tiles = cut_in_four(tmp_path / "tiles", scene())
+    damage_last_block(tiles[3])
+    with pytest.raises(RasterReadError) as caught:
+        segment(tiles, tmp_path / "out.gpkg")
+    message = str(caught.value)
+    assert "of the mosaic of 4 rasters (tile_0.tif … tile_3.tif): " in message
+    assert "tile_3.tif, band 1" in message  # GDAL's own words name the member
+    assert ".vrt" not in message and "saymap-layout" not in message
 
 
 def test_rasters_in_several_crss_are_written_in_the_output_crs(tmp_path: Path) -> None:

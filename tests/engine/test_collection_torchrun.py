@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import rasterio
 
 from saymap.engine.collection_job import work_dir_for
 from tests.engine.test_collection_job import (
@@ -19,6 +18,7 @@ from tests.engine.test_collection_job import (
     cli,
     cli_env,
     cut_in_four,
+    damage_last_block,
     feature_rows,
     scene,
     tiny_checkpoint,  # noqa: F401  (a fixture)
@@ -34,22 +34,6 @@ def torchrun(*args: str | Path, base: Path) -> subprocess.CompletedProcess:
          *map(str, args)],
         capture_output=True, text=True, env=cli_env(base), timeout=400,
     )  # fmt: skip
-
-
-def damage_last_block(path: Path) -> bytes:
-    """Garble the bytes of the raster's last block (with no overlap only its own unit reads
-    it); returns the original file."""
-    original = path.read_bytes()
-    with rasterio.open(path) as src:
-        rows, cols = (-(-n // b) for n, b in zip(src.shape, src.block_shapes[0], strict=True))
-        offset = int(src.get_tag_item(f"BLOCK_OFFSET_{cols - 1}_{rows - 1}", "TIFF", bidx=1))
-        size = int(src.get_tag_item(f"BLOCK_SIZE_{cols - 1}_{rows - 1}", "TIFF", bidx=1))
-    damaged = bytearray(original)
-    damaged[offset : offset + size] = bytes((i * 7 + 3) % 256 for i in range(size))
-    stat = path.stat()
-    path.write_bytes(bytes(damaged))
-    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    return original
 
 
 @pytest.mark.slow
