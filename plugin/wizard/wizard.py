@@ -30,7 +30,9 @@ from . import plan
 from .map_tool import FeaturePicker
 from .memory import load_choices, save_choices
 from .overlay import ValidationOverlay
-from .pages_input import DataPage, SentencesPage, SettingsPage, local_path
+from .page_data import DataPage, local_path
+from .page_sentences import SentencesPage
+from .page_settings import SettingsPage
 from .pages_run import ResultPage, TrainingPage
 from .train_task import TrainFollowTask, running_train_jobs
 

@@ -78,7 +78,7 @@ def click_suggest(qtbot, page) -> None:
 def test_suggested_rows_are_about_distinct_features_and_train(
     plugin, iface, engine: EngineProcess, settings_for, tmp_path, qtbot
 ) -> None:
-    from saymap.wizard.pages_input import FEATURE_ID_ROLE
+    from saymap.wizard.page_sentences import FEATURE_ID_ROLE
 
     settings_for(data_dir=str(engine.data_dir))
     raster, labels_path = write_scene(tmp_path / "scene", random_boxes(45))
