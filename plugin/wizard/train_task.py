@@ -28,7 +28,7 @@ def running_train_jobs(client: EngineClient) -> list[JobInfo]:
 class TrainFollowTask(QgsTask):
     """Polls one train job until it ends, is cancelled by the user, or the task stops."""
 
-    updated = pyqtSignal(object)  # JobInfo, every poll
+    updated = pyqtSignal(object)  # JobInfo, every poll while the job runs
     ended = pyqtSignal(object)  # JobInfo in a terminal state, or None when following stopped
     failed = pyqtSignal(str)  # the engine could not be reached
 
@@ -55,7 +55,11 @@ class TrainFollowTask(QgsTask):
                 time.sleep(POLL_S)
                 self.job = client.job(self.job.id)
                 self.setProgress(max(0.0, min(100.0, self.job.progress * 100.0)))
-                self.updated.emit(self.job)
+                if not self.job.terminal:
+                    # The end goes out once, by `ended` on the main thread, after this task
+                    # is done: a page that offered Retry on a terminal poll could be clicked
+                    # while the wizard still followed this task, and the click did nothing.
+                    self.updated.emit(self.job)
         except Exception as exc:  # a worker thread's boundary
             self.error = task_error(exc)
             return False

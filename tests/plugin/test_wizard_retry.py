@@ -95,6 +95,34 @@ def test_a_failed_job_is_retried_from_the_training_page_and_from_the_page_of_its
     wizard.reject()
 
 
+@pytest.mark.real_data
+def test_the_end_of_a_job_reaches_the_page_only_once_the_wizard_stopped_following_it(
+    plugin, train_engine: EngineProcess, settings_for, real_data, qtbot
+) -> None:
+    """Retry shows with the job's end; a click on it must start a job. When the end came by
+    the task's per-poll signal, Retry showed while the wizard still followed the task, and a
+    click in that window did nothing (the CI hang of the retry test above)."""
+    from saymap.wizard.train_task import TrainFollowTask  # the plugin, once it is loaded
+
+    settings_for(data_dir=str(train_engine.data_dir))
+    wizard = open_wizard(
+        qtbot, plugin, QgsProject.instance(), real_data, "followed-model", TEST_MODEL
+    )
+    wizard.settings_page.steps.setValue(4)
+    wizard.settings_page.recipe_overrides = FAILS_IN_THE_JOB
+    job = wizard.client.train(wizard.request())
+    task = TrainFollowTask(wizard.endpoint, job)
+    polled: list = []  # JobInfo of every poll
+    ended: list = []
+    task.updated.connect(polled.append)
+    task.ended.connect(ended.append)
+    task.finished(task.run())  # the task manager's two calls, here in order
+    assert ended and ended[0] is not None and ended[0].state == "failed", ended
+    assert polled, "the job failed before the first poll: nothing tested"
+    assert not [j.state for j in polled if j.terminal]
+    wizard.reject()
+
+
 @pytest.mark.slow
 @pytest.mark.real_data
 def test_a_job_the_engine_refuses_is_fixed_on_settings_and_started_again(
