@@ -34,6 +34,17 @@ def test_missing_a_thin_road_costs_more_than_as_many_pixels_of_a_wide_one() -> N
     assert lovasz_hinge(miss_thin, thin).item() > 2 * lovasz_hinge(miss_wide, wide).item()
 
 
+def test_a_batch_costs_the_mean_of_its_images_each_on_its_own() -> None:
+    """The batch is sorted in one call: no image's pixels may rank among another's. An
+    empty mask (a chip without the class) is in the batch too."""
+    torch.manual_seed(0)
+    masks = torch.cat([_road(2), _road(8), torch.zeros(1, 1, 32, 32)])
+    logits = torch.randn(3, 1, 32, 32) * 2
+    alone = torch.stack([lovasz_hinge(logits[i : i + 1], masks[i : i + 1]) for i in range(3)])
+    assert len(set(alone.tolist())) == 3
+    assert lovasz_hinge(logits, masks).item() == pytest.approx(alone.mean().item(), rel=1e-6)
+
+
 def test_gradient_flows_and_the_term_is_off_by_default() -> None:
     mask = _road(4)
     logits = torch.zeros_like(mask, requires_grad=True)
