@@ -204,6 +204,9 @@ class TrainDataset:
     id_field: str | None = None
     sentences: tuple[SentenceLabel, ...] = ()
     validation: Mapping[str, Any] | None = None
+    # "group": a class name trains as the toolbar reads it ("all buildings" in each chip);
+    # "feature": one chip per feature, its outline only (WREL's one-instance label).
+    class_samples: str = "group"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -213,6 +216,7 @@ class TrainDataset:
             "id_field": self.id_field,
             "sentences": [s.to_json() for s in self.sentences],
             "validation": dict(self.validation) if self.validation is not None else None,
+            "class_samples": self.class_samples,
         }
 
 

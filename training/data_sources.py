@@ -19,6 +19,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# What a feature's class name trains in a train request: "group" (every feature of the class
+# in a grid chip, "all buildings", as segment jobs read a class-name prompt and as the default
+# model learnt it) or "feature" (one chip per feature, its outline only: WREL's weak label).
+CLASS_SAMPLES = ("group", "feature")
+
 
 class ConcatDataset:
     """Several datasets read as one, in order."""
@@ -159,6 +164,11 @@ def request_dataset(
     fraction = float(validation.get("fraction", 0.0))
     if not 0.0 <= fraction < 1.0:
         raise DatasetError(f"validation fraction must be in [0, 1), got {fraction}")
+    class_samples = dataset.get("class_samples") or "group"
+    if class_samples not in CLASS_SAMPLES:
+        raise DatasetError(
+            f"class_samples is one of {', '.join(CLASS_SAMPLES)}, got {class_samples!r}"
+        )
     built = build_layer_dataset(
         [LayerSource(Path(p)) for p in dataset["rasters"]],
         dataset["labels"],
@@ -166,6 +176,7 @@ def request_dataset(
         id_field=dataset.get("id_field"),
         sentences=dataset.get("sentences") or None,
         chip_size=chip_size,
+        group=class_samples == "group",
         gsd_m=gsd_m,
         exclude_holdouts=False,  # split_validation keeps them out of training
     )
@@ -175,10 +186,11 @@ def request_dataset(
 def datasets_from_layers(
     dataset: dict, chip_size: int = 256, gsd_m: float | None = None
 ) -> tuple[SampleDataset, SampleDataset | None]:
-    """The train request's dataset (rasters, labels, class_field, sentences, validation) as
-    (train, validation). validation: {"fraction": f} holds out features by id (all their
-    samples go together); {"area": {"bounds" | "wkt", "crs"}} validates on the chips inside
-    an area and trains on those outside it; None trains on everything, validates on nothing.
+    """The train request's dataset (rasters, labels, class_field, sentences, validation,
+    class_samples) as (train, validation). validation: {"fraction": f} holds out features by
+    id (all their samples go together; a group chip by its place); {"area": {"bounds" |
+    "wkt", "crs"}} validates on the chips inside an area and trains on those outside it;
+    None trains on everything, validates on nothing.
     """
     from saymap.training.splits import split_validation
 

@@ -354,6 +354,12 @@ class TrainDataset(_Strict):
     )
     sentences: Annotated[list[SentenceLabel], Field(max_length=10_000)] = []
     validation: TrainValidation | None = None
+    class_samples: Literal["group", "feature"] = Field(
+        default="group",
+        description="what a feature's class name trains: 'group', every feature of the class "
+        "in a chip ('all buildings': what a class-name prompt means in segment jobs); "
+        "'feature', one chip per feature with its outline only (WREL's one-instance label)",
+    )
 
 
 # A shipped recipe's name, a recipe file's absolute path, or the recipe's tables inline.

@@ -81,7 +81,7 @@ def sentence_counts(classes: Iterable[str]) -> dict[str, int]:
 def sentence_advice(
     weak: Mapping[str, int], full: Mapping[str, int], usable: Mapping[str, int] | None = None
 ) -> list[str]:
-    """One line per class: its class-name samples, its sentences, how many of them train
+    """One line per class: its labelled features, its sentences, how many of them train
     (`usable`, from the engine's preview; None before it answered) and what WREL expects."""
     lines = []
     for name, n_weak in weak.items():
@@ -94,7 +94,7 @@ def sentence_advice(
             said = f"{n_full} sentences"
         else:
             said = f"{n_used} of {n_full} sentences train"
-        lines.append(f"{name}: {n_weak} class-name samples, {said} ({verdict})")
+        lines.append(f"{name}: {n_weak} labelled features, {said} ({verdict})")
     return lines
 
 

@@ -47,9 +47,9 @@ def test_only_sentences_that_train_are_counted(plugins_dir) -> None:
     )
     assert preview.usable() == {"building": 1}
     lines = sentence_advice({"building": 64}, {"building": 3}, preview.usable())
-    assert lines == ["building: 64 class-name samples, 1 of 3 sentences train (add 2)"]
+    assert lines == ["building: 64 labelled features, 1 of 3 sentences train (add 2)"]
     assert sentence_advice({"building": 64}, {"building": 3}) == [
-        "building: 64 class-name samples, 3 sentences (enough)"  # before the engine answered
+        "building: 64 labelled features, 3 sentences (enough)"  # before the engine answered
     ]
     assert sentence_problem(preview, 3, naive=False) is None
     assert preview.split_summary() == (

@@ -151,7 +151,7 @@ def test_sentences_in_the_validation_area_are_shown_not_counted_and_the_area_mov
     settled(qtbot, wizard)
     assert [page.table.item(r, 3).text() for r in range(2)] == ["validation area"] * 2
     assert "Inside the validation area" in page.table.item(0, 0).toolTip()
-    assert "building: 64 class-name samples, 0 of 2 sentences train (add 3)" in page.summary.text()
+    assert "building: 64 labelled features, 0 of 2 sentences train (add 3)" in page.summary.text()
     assert not next_button.isEnabled()
     assert page.why.text().startswith("None of the 2 sentences can train (2 validation area)")
     assert page.naive.isVisibleTo(page)  # offered, explained
@@ -178,7 +178,7 @@ def test_sentences_in_the_validation_area_are_shown_not_counted_and_the_area_mov
     )
     settled(qtbot, wizard)
     assert [page.table.item(r, 3).text() for r in range(2)] == ["trains"] * 2
-    assert "building: 64 class-name samples, 2 sentences (add 1)" in page.summary.text()
+    assert "building: 64 labelled features, 2 sentences (add 1)" in page.summary.text()
     assert page.why.text() == "" and next_button.isEnabled()
     assert not page.naive.isVisibleTo(page)  # sentences train: nothing to offer
     assert "the west 20 % of the labels' extent" in page.validation_note.text()

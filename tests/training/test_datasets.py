@@ -273,15 +273,29 @@ def test_datasets_from_layers_for_the_train_request(raster: Path, layer: Path) -
         "id_field": "fid_text",
         "sentences": [{"feature_id": "a", "sentence": "the bright square"}],
     }
+    # By default a class name trains as segment jobs read it: every feature of the class in
+    # a grid chip ("all buildings"), not the one feature a chip was centred on.
     train, val = datasets_from_layers(request, chip_size=64)
-    assert val is None and len(train) == 4  # a, b, c weak + one sentence
-    assert [train[k].expression for k in range(len(train))][-1] == "the bright square"
-    train, val = datasets_from_layers({**request, "validation": {"fraction": 0.5}}, 64)
+    samples = [train[k] for k in range(len(train))]
+    assert val is None and samples[-1].expression == "the bright square"
+    groups = [s for s in samples if s.expression_type == "group"]
+    assert {s.expression for s in groups} == {"all buildings", "all tanks"}
+    assert len(groups) == len(samples) - 1
+    # the chips on the grid that hold building a (rows/cols 40-60) show all of its pixels
+    assert sum(int(s.mask.sum()) for s in groups if s.class_name == "building") >= 400
+    # WREL's one-instance label, when asked for: a, b, c, one chip each, + the sentence
+    train, val = datasets_from_layers({**request, "class_samples": "feature"}, chip_size=64)
+    assert val is None and len(train) == 4
+    assert {train[k].expression for k in range(3)} == {"building", "tank"}
+    with pytest.raises(DatasetError, match="class_samples is one of group, feature"):
+        datasets_from_layers({**request, "class_samples": "instance"})
+    feature = {**request, "class_samples": "feature"}
+    train, val = datasets_from_layers({**feature, "validation": {"fraction": 0.5}}, 64)
     assert len(train) + len(val) == 4 and len(val) > 0
     ids = {val[k].sample_id.split("/")[1] for k in range(len(val))}
     assert ids.isdisjoint({train[k].sample_id.split("/")[1] for k in range(len(train))})
     with pytest.raises(DatasetError, match="sentence item 1: feature id 'zz'"):
-        datasets_from_layers({**request, "sentences": [{"feature_id": "zz", "sentence": "x"}]})
+        datasets_from_layers({**feature, "sentences": [{"feature_id": "zz", "sentence": "x"}]})
 
 
 def test_several_rasters_each_feature_from_the_one_it_lies_on(

@@ -72,9 +72,10 @@ def check_on_training_chips(
     dataset: dict, suggestions: list[Suggestion], chip: int, gsd_m: float | None
 ) -> None:
     """Each suggestion, as the wizard sends it back: training's own chip for it, the label
-    polygons there (training's weak samples: one per feature), and the resolver's reading."""
+    polygons there (weak samples one per feature, to list them), and the resolver's reading."""
     rows = [{"wkt": s.wkt, "sentence": s.sentence} for s in suggestions]
-    built, _, _ = request_dataset({**dataset, "sentences": rows}, chip, gsd_m)
+    request = {**dataset, "sentences": rows, "class_samples": "feature"}
+    built, _, _ = request_dataset(request, chip, gsd_m)
     weak = [r for r in built.records if r.kind == "weak"]
     for n, s in enumerate(suggestions, start=1):
         (r,) = [r for r in built.records if r.sample_id.endswith(f"/geometry{n}/sentence")]
