@@ -55,6 +55,17 @@ def paint_copy(
     return profile
 
 
+def without_crs(source: Path, target: Path) -> Path:
+    """Write `target`: `source` with its CRS removed (grid, pixels and nodata kept), the
+    raster a user gets from a tool that drops georeferencing metadata."""
+    with rasterio.open(source) as src:
+        profile, data = src.profile, src.read()
+    profile.update(crs=None)
+    with rasterio.open(target, "w", **profile) as dst:
+        dst.write(data)
+    return target
+
+
 def box_in_map(transform: Affine, box: Box) -> Polygon:
     """The pixel box's outline in map coordinates (through the geotransform)."""
     row0, row1, col0, col1 = box

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pyogrio
 import pytest
-import rasterio
 import shapely
 from pyproj import CRS
 
 from tests.engine.generated import buildings, int16_custom, with_white_nodata
+from tests.engine.painting import without_crs
 
 NEON_BOUNDS = (404211.9, 3285102.9, 404251.9, 3285142.9)  # the generated look-alike's
 
@@ -55,13 +55,7 @@ def work(tmp_path: Path) -> Path:
 @pytest.fixture
 def bare_raster(neon: Path, tmp_path: Path) -> Path:
     """neon_osbs with its CRS removed (the grid and pixels kept)."""
-    with rasterio.open(neon) as src:
-        profile, data = src.profile, src.read()
-    profile.update(crs=None)
-    path = tmp_path / "bare.tif"
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(data)
-    return path
+    return without_crs(neon, tmp_path / "bare.tif")
 
 
 def assert_refused(result: subprocess.CompletedProcess, work: Path, *needles: str) -> None:

@@ -34,6 +34,7 @@ from tests.engine.generated import (
     with_white_nodata,
     write_raster,
 )
+from tests.engine.painting import without_crs
 from tests.engine.twins import SIDES, side_of
 
 
@@ -119,12 +120,7 @@ def test_each_crs_is_read_as_written(grid: str, tmp_path: Path) -> None:
 
 def test_no_crs_is_refused_unless_assumed(side: Side, tmp_path: Path) -> None:
     source, epsg = side.located
-    with rasterio.open(source) as src:
-        profile, data = src.profile, src.read()
-    profile.update(crs=None)
-    bare = tmp_path / "bare.tif"
-    with rasterio.open(bare, "w", **profile) as dst:
-        dst.write(data)
+    bare = without_crs(source, tmp_path / "bare.tif")
     with pytest.raises(CRSError, match="--assume-crs"):
         open_raster(bare)
     spec = open_raster(bare, assume_crs=f"EPSG:{epsg}")
