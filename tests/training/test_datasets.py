@@ -284,12 +284,12 @@ def test_datasets_from_layers_for_the_train_request(raster: Path, layer: Path) -
     # the chips on the grid that hold building a (rows/cols 40-60) show all of its pixels
     assert sum(int(s.mask.sum()) for s in groups if s.class_name == "building") >= 400
     # WREL's one-instance label, when asked for: a, b, c, one chip each, + the sentence
-    train, val = datasets_from_layers({**request, "class_samples": "feature"}, chip_size=64)
+    feature = {**request, "class_samples": "feature"}
+    train, val = datasets_from_layers(feature, chip_size=64)
     assert val is None and len(train) == 4
     assert {train[k].expression for k in range(3)} == {"building", "tank"}
     with pytest.raises(DatasetError, match="class_samples is one of group, feature"):
         datasets_from_layers({**request, "class_samples": "instance"})
-    feature = {**request, "class_samples": "feature"}
     train, val = datasets_from_layers({**feature, "validation": {"fraction": 0.5}}, 64)
     assert len(train) + len(val) == 4 and len(val) > 0
     ids = {val[k].sample_id.split("/")[1] for k in range(len(val))}
