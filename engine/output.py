@@ -51,12 +51,42 @@ def check_output_path(path: str | os.PathLike[str], overwrite: bool = False) -> 
     return _check_writable(target, overwrite)
 
 
-def check_probabilities_path(path: str | os.PathLike[str], overwrite: bool = False) -> Path:
-    """The kept probability GeoTIFF: the GeoPackage's rules, and a .tif or .tiff name."""
+def _geotiff(path: str | os.PathLike[str]) -> Path:
     target = Path(path)
     if target.suffix.lower() not in (".tif", ".tiff"):
         raise OutputError(f"the probabilities file must be a GeoTIFF (.tif or .tiff): {target}")
-    return _check_writable(target, overwrite)
+    return target
+
+
+def check_probabilities_path(path: str | os.PathLike[str], overwrite: bool = False) -> Path:
+    """The kept probability GeoTIFF: the GeoPackage's rules, and a .tif or .tiff name."""
+    return _check_writable(_geotiff(path), overwrite)
+
+
+def probability_paths(path: str | os.PathLike[str], groups: int) -> list[Path]:
+    """Where each mosaic group's probabilities are kept, in the plan's group order: `path`
+    itself for one group; for several, `<stem>_1<suffix>` … `<stem>_N<suffix>` beside it,
+    as one GeoTIFF cannot hold grids in several CRSs."""
+    target = Path(path)
+    if groups == 1:
+        return [target]
+    return [target.with_name(f"{target.stem}_{k}{target.suffix}") for k in range(1, groups + 1)]
+
+
+def check_probabilities_paths(
+    path: str | os.PathLike[str],
+    groups: int,
+    overwrite: bool = False,
+    inputs: dict[str, str | os.PathLike[str]] | None = None,
+) -> list[Path]:
+    """Every file `--keep-probabilities path` will write for `groups` mosaic groups
+    (probability_paths), checked before any work: check_probabilities_path's rules, and
+    none of them one of `inputs` (label → path, as check_distinct)."""
+    targets = probability_paths(_geotiff(path), groups)
+    for target in targets:
+        check_distinct({**(inputs or {}), "probabilities file": target})
+        check_probabilities_path(target, overwrite)
+    return targets
 
 
 def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
@@ -196,15 +226,33 @@ def place(temp: Path, target: Path, overwrite: bool) -> None:
 
 
 @contextlib.contextmanager
-def kept_probabilities(path: str | os.PathLike[str], overwrite: bool = False) -> Iterator[Path]:
-    """`with kept_probabilities(path) as temp:` write the probability GeoTIFF to `temp`, a
-    hidden name beside `path`; it is moved to `path` when the block succeeds and removed
-    when it fails, so an existing file is never truncated by a run that then fails."""
-    target = check_probabilities_path(path, overwrite)
-    temp = target.with_name(f".{target.stem}.{uuid.uuid4().hex[:12]}.tmp{target.suffix}")
+def kept_probabilities(
+    path: str | os.PathLike[str], overwrite: bool = False, groups: int = 1
+) -> Iterator[Path]:
+    """`with kept_probabilities(path, groups=n) as temp:` write each group's probability
+    GeoTIFF to probability_paths(temp, n), hidden names beside `path`. When the block
+    succeeds they are moved to probability_paths(path, n), all or none (a target that
+    appeared meanwhile undoes the ones placed before it); when it fails they are removed, so
+    a run that fails never creates or truncates a target. A group with nothing to keep
+    (outside the AOI) writes no file and gets none."""
+    targets = [check_probabilities_path(p, overwrite) for p in probability_paths(path, groups)]
+    base = Path(path)
+    temp_base = base.with_name(f".{base.stem}.{uuid.uuid4().hex[:12]}.tmp{base.suffix}")
+    temps = probability_paths(temp_base, groups)
+    placed: list[Path] = []
     try:
-        yield temp
-        place(temp, target, overwrite)
+        yield temp_base
+        for temp, target in zip(temps, targets, strict=True):
+            if temp.exists():
+                place(temp, target, overwrite)
+                placed.append(target)
+    except BaseException:
+        if not overwrite:  # each placed target is new: nothing was there before
+            for target in placed:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(target)
+        raise
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(temp)
+        for temp in temps:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(temp)
