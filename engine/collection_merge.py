@@ -3,7 +3,8 @@
 Per group, a VRT over the units' probabilities, each cropped to the unit's owned window on
 the group's working grid (so crops tile exactly), is vectorised once, so an object across a
 raster or block edge is one polygon; groups in another CRS are reprojected to the output
-CRS; all of it goes into one GeoPackage, atomically.
+CRS; all of it goes into one GeoPackage, atomically. Kept probabilities are one GeoTIFF per
+group, in the group's CRS (output.probability_paths).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from saymap.engine.collection import Unit
 from saymap.engine.collection_plan import CollectionPlan, GroupPlan, UnitPlan, Window4
 from saymap.engine.errors import OutputError
 from saymap.engine.job_state import done_markers
-from saymap.engine.output import GeoPackageWriter
+from saymap.engine.output import GeoPackageWriter, probability_paths
 from saymap.engine.timing import StageTimes
 from saymap.engine.vectorize import Destination, vectorize_to_geopackage
 
@@ -91,8 +92,8 @@ def _group_vrt(
 
 
 def _copy_probabilities(vrt: Path, target: Path) -> None:
-    """The merged probabilities of a one-group job as a GeoTIFF the user keeps (DEFLATE,
-    which every GDAL reads), copied window by window."""
+    """A group's merged probabilities as a GeoTIFF the user keeps (DEFLATE, which every
+    GDAL reads), copied window by window."""
     with rasterio.open(vrt) as src:
         profile = {
             "driver": "GTiff", "dtype": "float32", "count": src.count, "width": src.width,
@@ -127,6 +128,7 @@ def merge(
     common = {"model": plan.model.name, "run_id": uuid.uuid4().hex, "created_at": now_iso()}
     counts = dict.fromkeys(plan.prompts, 0)
     keep = options.probabilities_path
+    kept = probability_paths(keep, len(plan.groups)) if keep is not None else None
     with (
         rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES),
         times.measure("vectorise"),
@@ -138,15 +140,15 @@ def merge(
             temp_dir=work,
         ) as writer,
     ):
-        for group in plan.groups:
+        for k, group in enumerate(plan.groups):
             members = [
                 (u, done[u.unit.index]) for u in plan.units if u.unit.group == group.group.index
             ]
             vrt = work / f"group_{group.group.index:04d}.vrt"
             if _group_vrt(vrt, group, members, len(plan.prompts)) is None:
                 continue
-            if keep is not None:
-                _copy_probabilities(vrt, Path(keep))
+            if kept is not None:
+                _copy_probabilities(vrt, kept[k])
             same = ProjCRS.from_wkt(group.crs_wkt) == ProjCRS.from_wkt(plan.out_crs_wkt)
             destination = Destination(
                 layers=plan.layers,

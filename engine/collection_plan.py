@@ -27,9 +27,9 @@ from shapely.geometry import box
 
 from saymap.engine.aoi import AOI, resolve_region, to_raster_crs
 from saymap.engine.collection import Group, Layout, Unit, expand_rasters, lay_out
-from saymap.engine.errors import AOIError, CRSError, OptionError
+from saymap.engine.errors import AOIError, CRSError
 from saymap.engine.job_state import check_resumable, job_manifest, work_dir_for
-from saymap.engine.output import check_output_path, layer_names
+from saymap.engine.output import check_output_path, check_probabilities_paths, layer_names
 from saymap.engine.plan import ModelFacts, SegmentOptions, SegmentPlan, plan_segment
 from saymap.engine.prompt import check_prompts
 from saymap.engine.raster import RasterSpec, open_raster
@@ -163,8 +163,8 @@ def plan_collection(
     block_px: int = DEFAULT_BLOCK_PX,
 ) -> CollectionPlan:
     """Check a collection job before any model runs (options, prompts, output, every raster,
-    CRSs, the AOI, tiles, an earlier run's folder); raises the SaymapError naming the
-    first thing to fix. `out_crs` defaults to the first raster's CRS."""
+    CRSs, each group's kept probabilities, the AOI, tiles, an earlier run's folder); raises
+    the SaymapError naming the first thing to fix. `out_crs` defaults to the first raster's CRS."""
     started = time.perf_counter()
     options.check()
     checked = tuple(check_prompts(prompts))
@@ -181,10 +181,10 @@ def plan_collection(
             GroupPlan(g, plan_segment(g.mosaic, checked, whole, model, native=_opened(g, whole)))
             for g in layout.groups
         )
-        if options.probabilities_path is not None and len(groups) > 1:
-            raise OptionError(
-                f"--keep-probabilities needs rasters that form one mosaic (one CRS, touching); "
-                f"these form {len(groups)} groups"
+        if options.probabilities_path is not None:  # one GeoTIFF per group
+            others = {**{f"raster {r}": r for r in rasters}, "output": output_path}
+            check_probabilities_paths(
+                options.probabilities_path, len(groups), options.overwrite, others
             )
         crs_wkt = _out_crs(out_crs, groups[layout.units[0].group])  # the first raster's
         units = tuple(_plan_units(layout, groups, options.aoi))

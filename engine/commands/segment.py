@@ -24,7 +24,7 @@ from tqdm import tqdm
 from saymap.engine.aoi import parse_aoi
 from saymap.engine.commands.info import quiet_libraries
 from saymap.engine.errors import PromptError, SaymapError, disk_full
-from saymap.engine.output import check_distinct, check_probabilities_path, kept_probabilities
+from saymap.engine.output import check_distinct, kept_probabilities, probability_paths
 from saymap.engine.paths import check_outside_data_dir
 from saymap.engine.plan import ModelFacts, SegmentOptions
 from saymap.engine.raster import parse_bands
@@ -84,7 +84,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--min-area", type=float, default=16.0, help="smallest object, in pixels")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
     parser.add_argument(
-        "--keep-probabilities", metavar="TIF", help="also keep the probability GeoTIFF here"
+        "--keep-probabilities",
+        metavar="TIF",
+        help="also keep the probability GeoTIFF here; rasters that form several mosaics "
+        "(other CRSs, or apart) keep one per mosaic in its CRS, TIF_1.tif … TIF_N.tif, "
+        "named in the summary",
     )
     parser.add_argument(
         "--gsd",
@@ -175,8 +179,7 @@ def check_inputs(args: argparse.Namespace) -> tuple[Any, Path]:
     options.check()
     checkpoint = resolve_checkpoint(args.checkpoint)
     model = ModelFacts.from_folder(checkpoint, checkpoint.name)  # a name or a folder: its name
-    if args.keep_probabilities is not None:
-        check_probabilities_path(args.keep_probabilities, args.overwrite)
+    # The plan checks the kept probabilities: their number is the number of mosaics.
     plan = plan_collection(rasters, prompts, options, model, args.output, out_crs=args.out_crs)
     return plan, checkpoint
 
@@ -212,14 +215,14 @@ class _Bars:
 
 
 def _segment(args: argparse.Namespace, plan: Any, model: Any, info: Any) -> Any:
-    """run_collection with progress bars. A kept probability GeoTIFF is written under a
-    hidden name and moved into place at the end, like the GeoPackage: a failed run never
-    truncates a file already at that path."""
+    """run_collection with progress bars. Kept probability GeoTIFFs (one per mosaic) are
+    written under hidden names and moved into place at the end, like the GeoPackage: a
+    failed run never creates or truncates any of them."""
     from saymap.engine.collection_job import run_collection  # torch: only once input is good
 
     options = plan.options
     keep = (
-        kept_probabilities(options.probabilities_path, options.overwrite)
+        kept_probabilities(options.probabilities_path, options.overwrite, len(plan.groups))
         if options.probabilities_path is not None and info.is_main
         else contextlib.nullcontext()
     )
@@ -260,6 +263,8 @@ def _summary(args: argparse.Namespace, plan: Any, result: Any) -> str:
         lines.append(
             f"resumed {result.units_resumed} of {result.units} unit(s) done by an earlier run"
         )
+    if plan.options.probabilities_path is not None and len(plan.groups) > 1:
+        lines += _kept_lines(plan)
     lines += [
         f"resolution: {result.resolution_note}",
         f"model {result.model_name}; device {result.device} ({result.device_reason}); "
@@ -267,6 +272,25 @@ def _summary(args: argparse.Namespace, plan: Any, result: Any) -> str:
         f"({result.tiles_per_second:.2f} tiles/s)",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _kept_lines(plan: Any) -> list[str]:
+    """Which kept probability GeoTIFF holds which rasters: one per mosaic, each in its CRS."""
+    from saymap.engine.infer import crs_label
+
+    paths = probability_paths(plan.options.probabilities_path, len(plan.groups))
+    lines = [f"kept the probabilities of each of the {len(paths)} mosaics in its own CRS:"]
+    for path, group in zip(paths, plan.groups, strict=True):
+        rasters = group.group.rasters
+        named = ", ".join(rasters)
+        if len(rasters) > 3:
+            named = f"{len(rasters)} rasters, {rasters[0]} … {rasters[-1]}"
+        where = f"{named} ({crs_label(group.crs_wkt)[:60]})"
+        if any(u.plan is not None for u in plan.units if u.unit.group == group.group.index):
+            lines.append(f"  {path}: {where}")
+        else:
+            lines.append(f"  {path}: not written, {where} is outside the AOI")
+    return lines
 
 
 def run(args: argparse.Namespace) -> int:
