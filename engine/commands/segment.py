@@ -87,8 +87,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--keep-probabilities",
         metavar="TIF",
         help="also keep the probability GeoTIFF here; rasters that form several mosaics "
-        "(other CRSs, or apart) keep one per mosaic in its CRS, TIF_1.tif … TIF_N.tif, "
-        "named in the summary",
+        "(other CRSs, or apart) keep one per mosaic, in its CRS: P.tif gives P_1.tif … "
+        "P_N.tif, each named with its rasters in the summary",
     )
     parser.add_argument(
         "--gsd",
