@@ -30,7 +30,9 @@ LIMITS = [
     "its own resolution.",
     "Roads: Dubai hold-out IoU 0.46 (recall 0.55): narrow residential streets between "
     "villas and parking rows are often missed or broken; major roads are found. Even on "
-    "Dubai images it trained on, road IoU is only 0.57-0.66 (tiles 3 and 5).",
+    "Dubai images it trained on, road IoU is only 0.57-0.66 (tiles 3 and 5). Roads in "
+    "desert (tracks, a highway corridor with sandy medians) are missed: none of its "
+    "training images is desert.",
     "Prompts are cut at 20 tokens, as in the papers this follows.",
 ]
 
