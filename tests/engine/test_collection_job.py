@@ -43,12 +43,10 @@ def scene(size: int = SIZE, box: tuple[int, int, int, int] = BOX, seed: int = 0)
     return data
 
 
-def write(
-    path: Path, data: np.ndarray, crs: str, west: float, north: float, pixel: float = PIXEL
-) -> Path:
+def write(path: Path, data: np.ndarray, crs: str, west: float, north: float) -> Path:
     profile = dict(
         driver="GTiff", width=data.shape[2], height=data.shape[1], count=data.shape[0],
-        dtype="uint8", crs=crs, transform=Affine(pixel, 0, west, 0, -pixel, north),
+        dtype="uint8", crs=crs, transform=Affine(PIXEL, 0, west, 0, -PIXEL, north),
         tiled=True, blockxsize=128, blockysize=128, compress="deflate",
     )  # fmt: skip
     with rasterio.open(path, "w", **profile) as dst:

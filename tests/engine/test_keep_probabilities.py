@@ -20,6 +20,7 @@ import pyogrio
 import pytest
 import rasterio
 import shapely
+from affine import Affine
 from pyproj import CRS, Transformer
 from rasterio.features import geometry_mask
 
@@ -28,9 +29,6 @@ from saymap.engine.errors import Cancelled, OutputError
 from saymap.engine.output import kept_probabilities, probability_paths
 from saymap.engine.plan import ModelFacts, SegmentOptions
 from tests.engine.brightness import BrightnessSegmenter
-from tests.engine.test_cli import one_line_refusal
-from tests.engine.test_collection_job import scene
-from tests.engine.test_collection_job import write as write_geotiff
 
 # Two mosaics: a UTM raster and a web Mercator one, each with one bright box.
 UTM = ("EPSG:32633", 404000.0, 3285000.0, 0.1)  # crs, west, north, pixel
@@ -44,14 +42,30 @@ CLI_OPTIONS = ("--device", "cpu", "--tile", "64", "--overlap", "0", "--batch-siz
                "--gsd", "native", "--threshold", "0.3", "--no-progress")  # fmt: skip
 
 
+def scene(box: tuple[int, int, int, int], seed: int = 0) -> np.ndarray:
+    """Dark noise (never bright) with one bright box."""
+    data = np.random.default_rng(seed).integers(40, 120, (3, SIZE, SIZE), dtype=np.uint8)
+    row0, row1, col0, col1 = box
+    data[:, row0:row1, col0:col1] = 230
+    return data
+
+
 def write(path: Path, data: np.ndarray, grid: tuple[str, float, float, float]) -> Path:
-    return write_geotiff(path, data, *grid)
+    crs, west, north, pixel = grid
+    profile = dict(
+        driver="GTiff", width=data.shape[2], height=data.shape[1], count=data.shape[0],
+        dtype="uint8", crs=crs, transform=Affine(pixel, 0, west, 0, -pixel, north),
+        tiled=True, blockxsize=64, blockysize=64, compress="deflate",
+    )  # fmt: skip
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data)
+    return path
 
 
 def two_mosaics(folder: Path) -> tuple[Path, Path]:
     folder.mkdir(parents=True, exist_ok=True)
-    return (write(folder / "utm.tif", scene(SIZE, UTM_BOX), UTM),
-            write(folder / "merc.tif", scene(SIZE, MERCATOR_BOX, 1), MERCATOR))  # fmt: skip
+    return (write(folder / "utm.tif", scene(UTM_BOX), UTM),
+            write(folder / "merc.tif", scene(MERCATOR_BOX, 1), MERCATOR))  # fmt: skip
 
 
 def box_mask(box: tuple[int, int, int, int]) -> np.ndarray:
@@ -200,6 +214,14 @@ def saymap(*args: str | Path, base: Path) -> subprocess.CompletedProcess:
         [sys.executable, "-m", "saymap.engine.cli", *map(str, args)],
         capture_output=True, text=True, env=env, timeout=300,
     )  # fmt: skip
+
+
+def one_line_refusal(result: subprocess.CompletedProcess, *needles: str) -> None:
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1 and lines[0].startswith("saymap: error: "), result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
 
 
 @pytest.mark.slow
